@@ -1,0 +1,1 @@
+export { Tensor } from "@ldm/core/tensor"; 
