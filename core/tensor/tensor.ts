@@ -12,7 +12,9 @@ export function shapeSize(shape: readonly number[]): number {
   let n = 1;
   for (const [i, d] of shape.entries()) {
     if (!Number.isInteger(d) || d < 0) {
-      throw new TypeError(`Invalid tensor shape [${shape.join(", ")}]: dimension ${i} is ${d}, expected an integer >= 0`);
+      throw new TypeError(
+        `Invalid tensor shape [${shape.join(", ")}]: dimension ${i} is ${d}, expected an integer >= 0`,
+      );
     }
     n *= d;
   }
