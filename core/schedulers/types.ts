@@ -10,10 +10,21 @@ import type { Generator } from "../random/mod.ts";
 export interface StepOptions {
   /** DDIM's η (0 = deterministic DDIM, 1 = DDPM-like). Only DDIM uses it. @default 0 */
   eta?: number;
-  /** Where noise is drawn from (Euler-ancestral, DDIM with η > 0, SDE DPM-Solver): one `randn` of the sample's shape per step, as diffusers draws it. */
+  /**
+   * Where noise is drawn from (DDIM with η > 0, Euler-ancestral, SDE DPM-Solver, Euler with `sChurn > 0`): one `randn`
+   * of the sample's shape per step, as diffusers draws it.
+   */
   generator?: Generator;
-  /** Explicit noise for DDIM (η > 0) and the SDE DPM-Solver variants, instead of drawing from `generator`. */
+  /**
+   * Explicit per-step noise of the sample's shape instead of drawing from `generator` (DDIM η > 0, Euler-ancestral,
+   * SDE DPM-Solver, Euler with `sChurn > 0`). Passing both where noise is used is an error.
+   */
   varianceNoise?: Tensor;
+  /**
+   * DDIM only: recompute ε̂ from the clipped/thresholded x̂₀ (diffusers' `use_clipped_model_output`). Has no effect
+   * when no clipping or thresholding is configured. @default false
+   */
+  useClippedModelOutput?: boolean;
 }
 
 /** What {@linkcode Scheduler.step} returns. */

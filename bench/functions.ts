@@ -1,0 +1,130 @@
+/**
+ * Bench suite `functions`: what the HTTP functions add per request over the bare pipeline call, on the built-in
+ * models (CPU). Three ways to make the same image (same prompt, seed, steps):
+ *
+ * - bare: the ONNX runner called in-process (pipeline + PNG encoding), the baseline;
+ * - app: `app.request()` on `createApp` over that same runner (validation, queue, base64, JSON; no socket, no worker);
+ * - server: `fetch` to a server on 127.0.0.1 whose worker hosts the pipelines (adds the socket and the worker hop).
+ *
+ * @module
+ */
+import { Image } from "imagescript";
+import { type BenchRow, type BenchSuite, rssMiB, timeMedianMs } from "./_harness.ts";
+import { createApp } from "../functions/app.ts";
+import { loadConfig } from "../functions/config.ts";
+import { silentLogger } from "../functions/logger.ts";
+import { createRunner } from "../functions/onnx_runner.ts";
+import { onnxRunnerOptions, startServer } from "../functions/server.ts";
+import { readyRunner, type SuperResolutionJob, type TextToImageJob } from "../functions/runner.ts";
+
+/**
+ * Medians of several variants measured in alternating rounds, so that load from other processes on a shared machine
+ * and late warm-up hit every variant alike: each variant is warmed up, then timed `iterations` times per round for
+ * three rounds; the result is the median of the rounds' medians.
+ */
+async function interleaved(
+  fns: (() => unknown)[],
+  { warmup = 10, iterations = 7 }: { warmup?: number; iterations?: number } = {},
+): Promise<number[]> {
+  for (const fn of fns) for (let i = 0; i < warmup; i++) await fn();
+  const medians: number[][] = fns.map(() => []);
+  for (let round = 0; round < 3; round++) {
+    for (const [i, fn] of fns.entries()) medians[i]!.push(await timeMedianMs(fn, { warmup: 1, iterations }));
+  }
+  return medians.map((m) => m.sort((a, b) => a - b)[1]!);
+}
+
+/** Runs the suite. */
+export async function run(): Promise<BenchSuite> {
+  const config = loadConfig({ PORT: "0", LDM_INTRA_OP_THREADS: "1" });
+  const loaded = await createRunner(onnxRunnerOptions(config));
+  const runner = readyRunner(loaded);
+  const app = createApp({ runner, config });
+  const server = startServer({ config, logger: silentLogger, handleSignals: false });
+  while (server.runner.status().state === "loading") await new Promise((r) => setTimeout(r, 10));
+  const rows: BenchRow[] = [];
+  try {
+    const steps = 2;
+    const body = { prompt: "a big red circle on a blue background", num_inference_steps: steps, seed: 1 };
+    const job: TextToImageJob = {
+      prompts: [body.prompt],
+      negativePrompts: null,
+      numImagesPerPrompt: 1,
+      seeds: [1],
+      numInferenceSteps: steps,
+      guidanceScale: 1,
+      eta: 0,
+      width: 64,
+      height: 64,
+      scheduler: null,
+      outputFormat: "png",
+    };
+    const signal = new AbortController().signal;
+    const jsonRequest = () => ({
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const [t2iBare, t2iApp, t2iServer] = await interleaved([
+      () => runner.textToImage([job], { signal }),
+      async () => await (await app.request("/v1/text-to-image", jsonRequest())).json(),
+      async () => await (await fetch(`${server.url}/v1/text-to-image`, jsonRequest())).json(),
+    ]);
+    const notes = `64×64, ${steps} steps, CPU`;
+    rows.push(
+      { name: "text-to-image: bare pipeline call", value: t2iBare, unit: "ms", notes },
+      {
+        name: "text-to-image: app.request (JSON)",
+        value: t2iApp,
+        unit: "ms",
+        ratio: t2iApp / t2iBare,
+        baseline: "bare",
+        notes: `overhead ${(t2iApp - t2iBare).toFixed(2)} ms`,
+      },
+      {
+        name: "text-to-image: loopback server + worker (JSON)",
+        value: t2iServer,
+        unit: "ms",
+        ratio: t2iServer / t2iBare,
+        baseline: "bare",
+        notes: `overhead ${(t2iServer - t2iBare).toFixed(2)} ms`,
+      },
+    );
+
+    const png = new Uint8Array(await new Image(64, 64).fill(0x3366ccff).encode());
+    const srJob: SuperResolutionJob = {
+      image: png,
+      numInferenceSteps: 1,
+      eta: 0,
+      seed: 1,
+      tileSize: null,
+      scheduler: null,
+      outputFormat: "png",
+    };
+    const [srBare, srServer] = await interleaved([
+      () => runner.superResolution(srJob, { signal }),
+      async () =>
+        await (await fetch(`${server.url}/v1/super-resolution?num_inference_steps=1&seed=1`, {
+          method: "POST",
+          headers: { "content-type": "image/png", accept: "image/png" },
+          body: png,
+        })).arrayBuffer(),
+    ], { warmup: 2, iterations: 3 });
+    rows.push(
+      { name: "super-resolution: bare pipeline call", value: srBare, unit: "ms", notes: "64×64 → 256×256, 1 step" },
+      {
+        name: "super-resolution: loopback server + worker (image/png)",
+        value: srServer,
+        unit: "ms",
+        ratio: srServer / srBare,
+        baseline: "bare",
+        notes: `overhead ${(srServer - srBare).toFixed(2)} ms`,
+      },
+      { name: "process RSS after the suite", value: rssMiB(), unit: "MiB", notes: "in-process runner + one worker" },
+    );
+  } finally {
+    await server.shutdown();
+    await runner.close();
+  }
+  return { name: "functions", rows };
+}
