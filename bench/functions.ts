@@ -22,16 +22,16 @@ import { readyRunner, type SuperResolutionJob, type TextToImageJob } from "../fu
  * and late warm-up hit every variant alike: each variant is warmed up, then timed `iterations` times per round for
  * three rounds; the result is the median of the rounds' medians.
  */
-async function interleaved(
-  fns: (() => unknown)[],
+async function interleaved<const F extends readonly (() => unknown)[]>(
+  fns: F,
   { warmup = 10, iterations = 7 }: { warmup?: number; iterations?: number } = {},
-): Promise<number[]> {
+): Promise<{ [K in keyof F]: number }> {
   for (const fn of fns) for (let i = 0; i < warmup; i++) await fn();
   const medians: number[][] = fns.map(() => []);
   for (let round = 0; round < 3; round++) {
     for (const [i, fn] of fns.entries()) medians[i]!.push(await timeMedianMs(fn, { warmup: 1, iterations }));
   }
-  return medians.map((m) => m.sort((a, b) => a - b)[1]!);
+  return medians.map((m) => m.sort((a, b) => a - b)[1]!) as { [K in keyof F]: number };
 }
 
 /** Runs the suite. */

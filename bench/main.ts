@@ -10,6 +10,7 @@ import type { BenchSuite } from "./_harness.ts";
 /** Suite name → module path (each exports `run(): Promise<BenchSuite>`). */
 const SUITES: Record<string, string> = {
   schedulers: "./schedulers.ts",
+  functions: "./functions.ts",
 };
 
 function formatTable(suite: BenchSuite): string {
