@@ -11,6 +11,7 @@ import type { BenchSuite } from "./_harness.ts";
 const SUITES: Record<string, string> = {
   schedulers: "./schedulers.ts",
   functions: "./functions.ts",
+  convert: "./convert.ts",
 };
 
 function formatTable(suite: BenchSuite): string {
