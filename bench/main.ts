@@ -12,6 +12,7 @@ const SUITES: Record<string, string> = {
   schedulers: "./schedulers.ts",
   functions: "./functions.ts",
   convert: "./convert.ts",
+  pipelines: "./pipelines.ts",
 };
 
 function formatTable(suite: BenchSuite): string {

@@ -137,7 +137,8 @@ export const superResolutionParamsSchema = z.strictObject({
     message: "tile_size must be 0 (never tile) or at least 32",
   }).optional().describe(
     "Denoise and decode in overlapping tiles of this many input pixels per side (rounded down to the UNet's " +
-      "multiple) to bound memory; 0 never tiles; omitted tiles automatically above 128 pixels per side.",
+      "multiple) to bound memory; 0 never tiles; omitted tiles automatically only where a whole-image pass would " +
+      "need more than about 1 GiB for attention.",
   ),
   scheduler: z.enum(SCHEDULER_NAMES).optional().describe(
     "Sampler, built from the model's scheduler_config.json. Defaults to the model's own scheduler.",

@@ -99,13 +99,13 @@ Deno.test({
   ignore: !present,
   fn: () =>
     withServer(async (server) => {
-      // 72 is a multiple of 8 but not of the tiny model's 16 (VAE factor × UNet down-sampling): refused up front.
-      const res = await post(server, "/v1/text-to-image", JSON.stringify({ prompt: "x", width: 72 }), {
+      // 68 is not a multiple of the VAE factor 8 (the latent size is width / 8): refused up front.
+      const res = await post(server, "/v1/text-to-image", JSON.stringify({ prompt: "x", width: 68 }), {
         "content-type": "application/json",
       });
       assert.equal(res.status, 422);
       const body = await res.json();
       assert.equal(body.error.param, "width");
-      assert.match(body.error.message, /multiple of 16/);
+      assert.match(body.error.message, /multiple of 8/);
     }),
 });

@@ -1,14 +1,31 @@
 /**
  * ONNX Runtime sessions for converted model repositories. The only place onnxruntime-node is imported.
  *
+ * - {@linkcode loadOnnxModel}: one graph, with execution providers tried in order (explicit list, else
+ *   `LDM_EXECUTION_PROVIDERS`, else CPU) and each skipped provider logged with its reason.
+ * - {@linkcode loadOnnxComponents}: every component of a repository at once, released together.
+ * - {@linkcode OnnxModel.run} checks feeds against the graph's metadata (names, element types, ranks, fixed
+ *   dimensions) and converts float feeds to int64 where the graph wants int64 (e.g. an integer `timestep`).
+ *
  * @module
  */
-export { loadOnnxModel } from "./session.ts";
+export {
+  availableExecutionProviders,
+  defaultExecutionProviders,
+  EXECUTION_PROVIDERS_ENV,
+  explainProviderFailure,
+  loadOnnxModel,
+  parseExecutionProviders,
+  silentLogger,
+} from "./session.ts";
 export type {
   Int64Feed,
   LoadOnnxModelOptions,
+  Logger,
   OnnxElementType,
   OnnxFeed,
   OnnxModel,
   OnnxValueInfo,
 } from "./session.ts";
+export { loadOnnxComponents } from "./repository.ts";
+export type { LoadOnnxComponentsOptions, OnnxComponents } from "./repository.ts";
