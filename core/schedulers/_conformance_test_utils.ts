@@ -4,6 +4,7 @@
  *
  * ```ts
  * import { runSchedulerConformance } from "./_conformance_test_utils.ts";
+ * import { EulerAncestralDiscreteScheduler } from "./euler_ancestral_discrete.ts";
  * import { Generator } from "../random/mod.ts";
  * Deno.test("EulerAncestralDiscreteScheduler conforms to the Scheduler contract", (t) =>
  *   runSchedulerConformance(t, {

@@ -8,12 +8,19 @@
  * the run's overrides, through the scheduler's own from_config resolution), checks the resolved config against
  * diffusers' `effective_config`, the timesteps, `init_noise_sigma`, every `scale_model_input` and every step's
  * `prev_sample`, and reports the worst element. Runs diffusers rejected (`status: "error"`) must throw in the
- * constructor or in `setTimesteps` ({@linkcode assertRunRejected}).
+ * constructor or in `setTimesteps` ({@linkcode assertRunRejected}). {@linkcode replaySchedulerFixture} is the whole
+ * preamble of a scheduler's reference-run test (load, count, replay, bit-exactness).
+ *
+ * For diffusers' own full-loop tests, {@linkcode diffusersSigmaLoop} runs the σ schedulers' loop and
+ * {@linkcode assertDiffusersResult} checks a final sample against the recomputed result and the test's pinned sum and
+ * mean.
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { AssertionError } from "node:assert";
-import { f32, Tensor } from "../tensor/mod.ts";
+import { absMean, absSum, f32, Tensor } from "../tensor/mod.ts";
+import type { Generator } from "../random/mod.ts";
 import type { Scheduler, StepOptions } from "./types.ts";
 
 const FIXTURE_DIR = new URL("../../tests/fixtures/schedulers/", import.meta.url);
@@ -400,6 +407,42 @@ export async function replayFixture(
   return reports;
 }
 
+/** How many runs a fixture file must hold, for {@linkcode replaySchedulerFixture}. */
+export interface ExpectedRuns {
+  /** All runs of the file. */
+  runs: number;
+  /** The runs diffusers rejected (`status: "error"`). @default 0 */
+  rejected?: number;
+  /** Whether every `ok` run must match diffusers bit for bit (worst absolute error 0). @default false */
+  bitExact?: boolean;
+}
+
+/**
+ * The preamble of every scheduler's reference-run test: loads `<name>.json.gz`, checks its run counts, replays it
+ * ({@linkcode replayFixture}) and checks that every `ok` run produced a report (bit-exact ones when `bitExact`).
+ * Returns the reports.
+ */
+export async function replaySchedulerFixture(
+  t: Deno.TestContext,
+  name: string,
+  expected: ExpectedRuns,
+  options: ReplayOptions,
+): Promise<ReplayReport[]> {
+  const fixture = await loadSchedulerFixture(name);
+  const rejected = expected.rejected ?? 0;
+  assert.equal(fixture.runs.length, expected.runs, `${name}: runs`);
+  assert.equal(fixture.runs.filter((r) => r.status === "error").length, rejected, `${name}: rejected runs`);
+  const reports = await replayFixture(t, fixture, options);
+  assert.equal(reports.length, expected.runs - rejected, `${name}: replayed runs`);
+  if (expected.bitExact) assertBitExact(reports);
+  return reports;
+}
+
+/** Asserts that every replayed run matched diffusers bit for bit (its worst element has absolute error 0). */
+export function assertBitExact(reports: readonly ReplayReport[]): void {
+  for (const r of reports) assert.equal(r.worst.absError, 0, `${r.id}: ${formatWorst(r.worst)}`);
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // diffusers' own scheduler tests (tests/schedulers/test_schedulers.py)
 // ---------------------------------------------------------------------------------------------------------------------
@@ -408,8 +451,8 @@ export async function replayFixture(
 export interface DiffusersTestResult {
   /** e.g. `test_scheduler_ddim.py::test_full_loop_no_noise`. */
   test: string;
-  /** The value the test pins. */
-  expected_result_sum: number;
+  /** The value the test pins; `null` where it pins only the mean (most of `test_scheduler_dpm_multi.py`). */
+  expected_result_sum: number | null;
   /** The value the test pins. */
   expected_result_mean: number;
   /** What diffusers computed (torch 1.13). */
@@ -455,4 +498,75 @@ export function dummyModel(sample: Tensor, t: number): Tensor {
   const tf = f32(t);
   const d = f32(tf + 1);
   return new Tensor(sample.data.map((x) => f32(x * tf) / d), sample.shape);
+}
+
+/** Options of {@linkcode assertDiffusersResult}. */
+export interface DiffusersResultOptions {
+  /** Relative tolerance on every element of the final sample ({@linkcode assertClose}). */
+  tolerance: number;
+  /** Whether the final sample must equal diffusers' bit for bit. @default false */
+  bitExact?: boolean;
+  /** Allowed |Σ|x| − pinned sum| (the diffusers tests' own check). @default 1e-2 */
+  sumTolerance?: number;
+  /** Whether the test may pin no sum (`expected_result_sum: null`; then only the mean is checked). @default false */
+  sumOptional?: boolean;
+}
+
+/**
+ * Checks a full loop's final sample against a recomputed diffusers test: element-wise against diffusers' final sample,
+ * then the test's own assertions, `|Σ|x| − expected_result_sum| < sumTolerance` and
+ * `|mean|x| − expected_result_mean| < 1e-3`.
+ *
+ * @throws {AssertionError} naming the test and the failing check.
+ */
+export function assertDiffusersResult(sample: Tensor, ref: DiffusersTestResult, options: DiffusersResultOptions): void {
+  const name = ref.test;
+  const w = assertClose(sample.data, ref.final_sample, options.tolerance, name);
+  if (options.bitExact) assert.equal(w.absError, 0, `${name}: bit-exact against diffusers' final sample`);
+  const sum = absSum(sample), mean = absMean(sample);
+  if (ref.expected_result_sum !== null || !options.sumOptional) {
+    const expected = ref.expected_result_sum ?? NaN;
+    assert.ok(Math.abs(sum - expected) < (options.sumTolerance ?? 1e-2), `${name}: sum ${sum} vs ${expected}`);
+  }
+  assert.ok(Math.abs(mean - ref.expected_result_mean) < 1e-3, `${name}: mean ${mean} vs ${ref.expected_result_mean}`);
+}
+
+/** A σ scheduler as diffusers' tests drive it: {@linkcode Scheduler} plus `addNoise`. */
+export interface NoisingScheduler extends Scheduler {
+  /** diffusers' `add_noise`. */
+  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: number): Tensor;
+}
+
+/** Options of {@linkcode diffusersSigmaLoop}. */
+export interface DiffusersLoopOptions {
+  /** Argument of `setTimesteps`. @default 10 */
+  numInferenceSteps?: number;
+  /**
+   * `test_full_loop_with_noise`: start at `timesteps[tStart]` from `add_noise(sample, dummy_noise_deter, t)`.
+   * @default 0
+   */
+  tStart?: number;
+  /** Passed to every `step` (Euler, Euler-ancestral). */
+  generator?: Generator;
+}
+
+/**
+ * The full loop of diffusers' LMS, Euler, Euler-ancestral and DPM-Solver tests: `dummy_sample_deter · init_noise_sigma`
+ * (noised at `timesteps[tStart]` for `tStart > 0`), then `scale_model_input`, `dummy_model` and `step` per timestep;
+ * as in those tests, the scaled sample is also what `step` receives. For DPM-Solver (`init_noise_sigma` 1, identity
+ * `scale_model_input`) this is its test's unscaled loop.
+ */
+export function diffusersSigmaLoop(scheduler: NoisingScheduler, options: DiffusersLoopOptions = {}): Tensor {
+  const { numInferenceSteps = 10, tStart = 0, generator } = options;
+  scheduler.setTimesteps(numInferenceSteps);
+  const sigma0 = f32(scheduler.initNoiseSigma);
+  let sample = new Tensor(dummyDeter().data.map((x) => x * sigma0), [4, 3, 8, 8]);
+  const timesteps = Array.from(scheduler.timesteps).slice(tStart);
+  if (tStart > 0) sample = scheduler.addNoise(sample, dummyDeter(true), timesteps[0]!);
+  const stepOptions = generator === undefined ? undefined : { generator };
+  for (const t of timesteps) {
+    sample = scheduler.scaleModelInput(sample, t);
+    sample = scheduler.step(dummyModel(sample, t), t, sample, stepOptions).prevSample;
+  }
+  return sample;
 }

@@ -4,12 +4,15 @@ import { Tensor } from "../tensor/mod.ts";
 import { DDIMScheduler } from "./ddim.ts";
 import type { Scheduler, StepOptions, StepOutput } from "./types.ts";
 import {
+  assertBitExact,
+  assertDiffusersResult,
   assertRunRejected,
   compareArrays,
   dummyDeter,
   fixtureBaseSample,
   fixtureModelOutput,
   fixtureNoise,
+  loadDiffusersTest,
   loadSchedulerFixture,
   replayRun,
   runConfig,
@@ -135,4 +138,26 @@ Deno.test("dummyDeter() is diffusers' permuted arange(768)/768", () => {
   assert.equal(at(s, 0, 0, 0, 1), Math.fround(4 / 768));
   assert.equal(at(s, 0, 1, 0, 0), Math.fround(256 / 768));
   assert.equal(at(dummyDeter(true), 0, 0, 0, 0), Math.fround(767 / 768));
+});
+
+Deno.test("assertDiffusersResult() checks the final sample, the pinned sum and mean; assertBitExact() any error", async () => {
+  const ref = await loadDiffusersTest("test_scheduler_ddim.py::test_full_loop_no_noise");
+  const exact = new Tensor(Float32Array.from(ref.final_sample), [4, 3, 8, 8]);
+  assertDiffusersResult(exact, ref, { tolerance: 1e-6, bitExact: true });
+  const nudged = exact.clone();
+  nudged.data[5] = nudged.data[5]! * (1 + 2 ** -20);
+  assertDiffusersResult(nudged, ref, { tolerance: 1e-6 });
+  assert.throws(() => assertDiffusersResult(nudged, ref, { tolerance: 1e-6, bitExact: true }), /bit-exact/);
+  assert.throws(() => assertDiffusersResult(nudged, ref, { tolerance: 1e-9 }), /exceeds tolerance/);
+  const offSum = { ...ref, expected_result_sum: ref.expected_result_sum! + 0.02 };
+  assert.throws(() => assertDiffusersResult(exact, offSum, { tolerance: 1e-6 }), /sum/);
+  assertDiffusersResult(exact, offSum, { tolerance: 1e-6, sumTolerance: 0.03 });
+  const noSum = { ...ref, expected_result_sum: null };
+  assert.throws(() => assertDiffusersResult(exact, noSum, { tolerance: 1e-6 }), /sum/);
+  assertDiffusersResult(exact, noSum, { tolerance: 1e-6, sumOptional: true });
+  const offMean = { ...ref, expected_result_mean: ref.expected_result_mean + 2e-3 };
+  assert.throws(() => assertDiffusersResult(exact, offMean, { tolerance: 1e-6 }), /mean/);
+  const worst = compareArrays(nudged.data, exact.data, "final");
+  assertBitExact([{ id: "a", worst: compareArrays(exact.data, exact.data, "final"), steps: 1 }]);
+  assert.throws(() => assertBitExact([{ id: "b", worst, steps: 1 }]), /b: final: worst element 5/);
 });

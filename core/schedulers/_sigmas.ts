@@ -179,6 +179,40 @@ export function indexForTimestep(
 }
 
 /**
+ * diffusers' rule that at most one σ re-spacing is chosen (`use_karras_sigmas`, `use_exponential_sigmas`,
+ * `use_beta_sigmas`; LMS, Euler and DPM-Solver `__init__`).
+ *
+ * @throws {RangeError} `… config: only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be true`.
+ */
+export function checkOneSigmaRespacing(
+  values: {
+    readonly use_karras_sigmas: boolean;
+    readonly use_exponential_sigmas: boolean;
+    readonly use_beta_sigmas: boolean;
+  },
+  className: string,
+): void {
+  const { use_karras_sigmas: karras, use_exponential_sigmas: exponential, use_beta_sigmas: beta } = values;
+  if ([karras, exponential, beta].filter((b) => b).length > 1) {
+    throw new RangeError(
+      `${className} config: only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be true: ` +
+        `got ${karras}, ${exponential}, ${beta}`,
+    );
+  }
+}
+
+/**
+ * A schedule's σ with the final σ appended, as float32 (`np.concatenate([sigmas, [final]]).astype(np.float32)`):
+ * 0, or σ_min for `final_sigmas_type: "sigma_min"`.
+ */
+export function appendFinalSigma(sigmas: ArrayLike<number>, finalSigma: number): Float32Array {
+  const out = new Float32Array(sigmas.length + 1);
+  out.set(sigmas);
+  out[sigmas.length] = finalSigma;
+  return out;
+}
+
+/**
  * `init_noise_sigma` of LMS/Euler/Euler-ancestral: `max(σ)` for `"linspace"`/`"trailing"` spacing,
  * `sqrt(max(σ)² + 1)` for `"leading"` (float32 tensor arithmetic, as torch does it).
  */

@@ -7,17 +7,16 @@
  */
 import { assertSameShape, f32, Tensor } from "../tensor/mod.ts";
 import {
-  addNoiseAlphas,
   checkIntegerTimestep,
   checkNumInferenceSteps,
   clipSample,
   dynamicThreshold,
   epsilonFromOriginal,
-  makeScheduleTables,
   originalAndEpsilonFromAlpha,
   spacedTimesteps,
   TIMESTEP_SPACINGS,
 } from "./_betas.ts";
+import { AlphaBarScheduler } from "./_base.ts";
 import { boolean, COMMON_FIELDS, defineConfig, number, oneOf } from "./_config.ts";
 import type { Scheduler, StepOptions, StepOutput } from "./types.ts";
 
@@ -45,6 +44,10 @@ const DDIM_CONFIG = defineConfig("DDIMScheduler", {
  *
  * Stateless between steps apart from the schedule, but still create one per generation.
  *
+ * Inherited ᾱ-scheduler members (shared with {@linkcode PNDMScheduler}): `config`, `initNoiseSigma` (1), `order` (1),
+ * `timesteps`, `numInferenceSteps`, `alphasCumprod`, `finalAlphaCumprod`, `scaleModelInput` (the identity) and
+ * `addNoise` (√ᾱ_t·x₀ + √(1−ᾱ_t)·ε).
+ *
  * @example 5 steps of the super-resolution checkpoint's schedule
  * ```ts
  * import { DDIMScheduler } from "@ldm/core/schedulers";
@@ -58,21 +61,11 @@ const DDIM_CONFIG = defineConfig("DDIMScheduler", {
  * }
  * ```
  */
-export class DDIMScheduler implements Scheduler {
+export class DDIMScheduler extends AlphaBarScheduler implements Scheduler {
   /** `"DDIMScheduler"`. */
   readonly className = "DDIMScheduler";
-  /** The resolved config (diffusers' keys), frozen. */
-  readonly config: Readonly<Record<string, unknown>>;
-  /** Always 1: latents are drawn from N(0, 1) unscaled. */
-  readonly initNoiseSigma = 1.0;
-  /** One model evaluation per step. */
-  readonly order = 1;
 
   readonly #cfg: ReturnType<typeof DDIM_CONFIG.resolve>["values"];
-  readonly #alphasCumprod: Float32Array;
-  readonly #finalAlphaCumprod: number;
-  #timesteps: readonly number[] = Object.freeze([]);
-  #numInferenceSteps: number | null = null;
 
   /**
    * @param config A diffusers scheduler config (e.g. `scheduler/scheduler_config.json`), resolved with from_config
@@ -80,32 +73,9 @@ export class DDIMScheduler implements Scheduler {
    * @throws {TypeError|RangeError} naming the field and value of an invalid config entry.
    */
   constructor(config: Record<string, unknown> = {}) {
-    const resolved = DDIM_CONFIG.resolve(config);
-    this.#cfg = resolved.values;
-    this.config = resolved.config;
-    this.#alphasCumprod = makeScheduleTables(this.#cfg, this.className).alphasCumprod;
-    // set_alpha_to_one: the step into x₀ uses ᾱ = 1 ("no noise"); otherwise ᾱ_0.
-    this.#finalAlphaCumprod = this.#cfg.set_alpha_to_one ? 1.0 : this.#alphasCumprod[0]!;
-  }
-
-  /** Timesteps of the current schedule, descending. Empty before {@linkcode setTimesteps}. */
-  get timesteps(): readonly number[] {
-    return this.#timesteps;
-  }
-
-  /** The `numInferenceSteps` of the last {@linkcode setTimesteps}, or `null`. */
-  get numInferenceSteps(): number | null {
-    return this.#numInferenceSteps;
-  }
-
-  /** ᾱ_t for t = 0…T−1 (a copy). */
-  get alphasCumprod(): Float32Array {
-    return this.#alphasCumprod.slice();
-  }
-
-  /** ᾱ used when the previous timestep is before 0: 1 with `set_alpha_to_one`, else ᾱ_0. */
-  get finalAlphaCumprod(): number {
-    return this.#finalAlphaCumprod;
+    const { values, config: resolved } = DDIM_CONFIG.resolve(config);
+    super(DDIM_CONFIG.className, resolved, values);
+    this.#cfg = values;
   }
 
   /**
@@ -115,15 +85,10 @@ export class DDIMScheduler implements Scheduler {
    */
   setTimesteps(numInferenceSteps: number): void {
     const n = checkNumInferenceSteps(numInferenceSteps, this.#cfg.num_train_timesteps);
-    this.#timesteps = Object.freeze(
+    this.startSchedule(
       spacedTimesteps(this.#cfg.timestep_spacing, this.#cfg.num_train_timesteps, n, this.#cfg.steps_offset),
+      n,
     );
-    this.#numInferenceSteps = n;
-  }
-
-  /** Identity (DDIM does not scale the model input); returns `sample` itself. */
-  scaleModelInput(sample: Tensor, _timestep: number): Tensor {
-    return sample;
   }
 
   /**
@@ -133,7 +98,7 @@ export class DDIMScheduler implements Scheduler {
    * @throws {RangeError} when `timestep` is not an integer in [0, T) or `prevTimestep` ≥ T.
    */
   getVariance(timestep: number, prevTimestep: number): number {
-    const alphaProdT = this.#alphasCumprod[checkIntegerTimestep(timestep, this.#cfg.num_train_timesteps)]!;
+    const alphaProdT = this.alphaProd(checkIntegerTimestep(timestep, this.#cfg.num_train_timesteps));
     const alphaProdTPrev = this.#alphaAt(prevTimestep);
     const betaProdT = f32(1 - alphaProdT);
     const betaProdTPrev = f32(1 - alphaProdTPrev);
@@ -146,7 +111,7 @@ export class DDIMScheduler implements Scheduler {
         `prevTimestep must be an integer < ${this.#cfg.num_train_timesteps}: got ${timestep}`,
       );
     }
-    return timestep >= 0 ? this.#alphasCumprod[timestep]! : this.#finalAlphaCumprod;
+    return this.alphaProd(timestep);
   }
 
   /**
@@ -164,10 +129,7 @@ export class DDIMScheduler implements Scheduler {
    * `varianceNoise` with η > 0 (as diffusers), or η > 0 with neither; {@link RangeError} on a bad timestep or η.
    */
   step(modelOutput: Tensor, timestep: number, sample: Tensor, options: StepOptions = {}): StepOutput {
-    const n = this.#numInferenceSteps;
-    if (n === null) {
-      throw new Error("DDIMScheduler.step() called before setTimesteps(): call setTimesteps(numInferenceSteps) first");
-    }
+    const n = this.requireSchedule("step()");
     assertSameShape(modelOutput, sample, ["modelOutput", "sample"]);
     const T = this.#cfg.num_train_timesteps;
     checkIntegerTimestep(timestep, T);
@@ -191,8 +153,8 @@ export class DDIMScheduler implements Scheduler {
     const prevTimestep = timestep - Math.floor(T / n);
 
     // 2. alphas, betas
-    const alphaProdT = this.#alphasCumprod[timestep]!;
-    const alphaProdTPrev = prevTimestep >= 0 ? this.#alphasCumprod[prevTimestep]! : this.#finalAlphaCumprod;
+    const alphaProdT = this.alphaProd(timestep);
+    const alphaProdTPrev = this.alphaProd(prevTimestep);
 
     // 3. predicted original sample x̂₀ ("predicted x_0" of DDIM eq. 12) and predicted noise ε̂
     let { predOriginalSample, predEpsilon } = originalAndEpsilonFromAlpha(
@@ -236,15 +198,5 @@ export class DDIMScheduler implements Scheduler {
     }
 
     return { prevSample: new Tensor(prev, sample.shape), predOriginalSample };
-  }
-
-  /**
-   * The forward process q(x_t | x₀) = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε (diffusers `add_noise`), e.g. for img2img.
-   * `timesteps`: one for the batch or one per batch item.
-   *
-   * @throws {TypeError|RangeError} on mismatched shapes or invalid timesteps.
-   */
-  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
-    return addNoiseAlphas(this.#alphasCumprod, originalSamples, noise, timesteps);
   }
 }

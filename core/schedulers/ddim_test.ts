@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { absMean, absSum, Tensor } from "../tensor/mod.ts";
+import { Tensor } from "../tensor/mod.ts";
 import { Generator } from "../random/mod.ts";
 import { DDIMScheduler } from "./ddim.ts";
 import { dynamicThreshold } from "./_betas.ts";
 import { runSchedulerConformance } from "./_conformance_test_utils.ts";
 import {
-  assertClose,
+  assertDiffusersResult,
   dummyDeter,
   dummyModel,
   fixtureBaseSample,
@@ -14,7 +14,7 @@ import {
   loadDiffusersTest,
   loadGzJson,
   loadSchedulerFixture,
-  replayFixture,
+  replaySchedulerFixture,
 } from "./_fixture_test_utils.ts";
 
 const BASE = {
@@ -26,12 +26,11 @@ const BASE = {
 };
 
 Deno.test("DDIMScheduler replays every run of ddim.json.gz bit for bit", async (t) => {
-  const fixture = await loadSchedulerFixture("ddim");
-  assert.equal(fixture.runs.length, 17);
-  const reports = await replayFixture(t, fixture, { create: (c) => new DDIMScheduler(c), tolerance: 1e-6 });
-  assert.equal(reports.length, 17);
   // Bit-exact: every prev_sample element of every step equals diffusers' float32 value.
-  for (const r of reports) assert.equal(r.worst.absError, 0, `${r.id}: ${JSON.stringify(r.worst)}`);
+  await replaySchedulerFixture(t, "ddim", { runs: 17, bitExact: true }, {
+    create: (c) => new DDIMScheduler(c),
+    tolerance: 1e-6,
+  });
 });
 
 /** diffusers' `full_loop` of tests/schedulers/test_scheduler_ddim.py. */
@@ -55,11 +54,7 @@ Deno.test("DDIMScheduler reproduces diffusers' test_scheduler_ddim.py full loops
   for (const [name, config] of cases) {
     await t.step(name, async () => {
       const ref = await loadDiffusersTest(`test_scheduler_ddim.py::${name}`);
-      const sample = fullLoop(config);
-      const w = assertClose(sample.data, ref.final_sample, 1e-6, name);
-      assert.equal(w.absError, 0, "bit-exact against diffusers' final sample");
-      assert.ok(Math.abs(absSum(sample) - ref.expected_result_sum) < 1e-2, `sum ${absSum(sample)}`);
-      assert.ok(Math.abs(absMean(sample) - ref.expected_result_mean) < 1e-3, `mean ${absMean(sample)}`);
+      assertDiffusersResult(fullLoop(config), ref, { tolerance: 1e-6, bitExact: true });
     });
   }
   await t.step("test_full_loop_with_noise (add_noise at timesteps[8:])", async () => {
@@ -69,10 +64,8 @@ Deno.test("DDIMScheduler reproduces diffusers' test_scheduler_ddim.py full loops
     const timesteps = scheduler.timesteps.slice(8 * scheduler.order);
     let sample = scheduler.addNoise(dummyDeter(), dummyDeter(true), timesteps[0]!);
     for (const t of timesteps) sample = scheduler.step(dummyModel(sample, t), t, sample, { eta: 0 }).prevSample;
-    const w = assertClose(sample.data, ref.final_sample, 1e-6, "with noise");
-    assert.equal(w.absError, 0, "bit-exact against diffusers' final sample");
-    assert.ok(Math.abs(absSum(sample) - 354.5418) < 1e-2);
-    assert.ok(Math.abs(absMean(sample) - 0.4616) < 1e-3);
+    assert.deepEqual([ref.expected_result_sum, ref.expected_result_mean], [354.5418, 0.4616]);
+    assertDiffusersResult(sample, ref, { tolerance: 1e-6, bitExact: true });
   });
 });
 

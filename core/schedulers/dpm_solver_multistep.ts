@@ -11,12 +11,12 @@ import type { Scheduler, StepOptions, StepOutput } from "./types.ts";
 import {
   checkNumInferenceSteps,
   dynamicThreshold,
-  makeScheduleTables,
   numpyArange,
   numpyLinspace,
   roundHalfEven,
   TIMESTEP_SPACINGS,
 } from "./_betas.ts";
+import { SigmaScheduler } from "./_base.ts";
 import {
   boolean,
   COMMON_FIELDS,
@@ -28,21 +28,17 @@ import {
   type ResolvedValues,
 } from "./_config.ts";
 import {
+  appendFinalSigma,
   betaSigmas,
-  checkBeginIndex,
+  checkOneSigmaRespacing,
   exponentialSigmas,
   hiddenSigmaBound,
-  indexForTimestep,
   interpOnIndexGrid,
   karrasSigmas,
-  logFloat32,
   luLambdas,
   mapNoised,
-  noiseSigmasFor,
-  notReady,
   sigmaToT,
   stepNoise,
-  trainingSigmas,
 } from "./_sigmas.ts";
 
 const CLASS_NAME = "DPMSolverMultistepScheduler";
@@ -134,6 +130,11 @@ function combine(terms: readonly (readonly [number, Float32Array])[], size: numb
  * they throw (diffusers would fall back to torch's global generator, which this project does not have). As in
  * diffusers, an unknown timestep maps to the last step on first use; `scaleModelInput` is the identity.
  *
+ * Inherited σ-scheduler members (diffusers' step-index bookkeeping, shared with the other σ schedulers): `config`,
+ * `order` (1), `timesteps`, `sigmas`, `alphasCumprod`, `stepIndex`, `beginIndex` and `setBeginIndex`. Here
+ * `timesteps` are integers (they may repeat for very many steps, as in diffusers) and `sigmas` is empty until
+ * `setTimesteps`.
+ *
  * @example
  * ```ts
  * import { DPMSolverMultistepScheduler } from "./dpm_solver_multistep.ts";
@@ -147,34 +148,23 @@ function combine(terms: readonly (readonly [number, Float32Array])[], size: numb
  * }
  * ```
  */
-export class DPMSolverMultistepScheduler implements Scheduler {
+export class DPMSolverMultistepScheduler extends SigmaScheduler<Int32Array> implements Scheduler {
   /** The diffusers class this reproduces. */
   readonly className = CLASS_NAME;
-  /** The resolved configuration (diffusers' defaults filled in, `deis`/UniPC aliases remapped), frozen. */
-  readonly config: Readonly<Record<string, unknown>>;
-  /** One model evaluation per step (diffusers' class attribute `order = 1`). */
-  readonly order = 1;
   /** DPM-Solver works on unscaled samples: the initial noise is N(0, 1). */
   readonly initNoiseSigma = 1.0;
 
   readonly #values: ResolvedValues<typeof FIELDS>;
   readonly #algorithm: Algorithm;
   readonly #heun: boolean;
-  readonly #alphasCumprod: Float32Array;
-  readonly #trainSigmas: Float32Array;
-  readonly #logSigmas: Float32Array;
   /** λ_t = log √ᾱ − log √(1−ᾱ) per training timestep (float32), for `lambda_min_clipped`. */
   readonly #lambdaT: Float32Array;
-  #timesteps: Int32Array = new Int32Array(0);
-  #sigmas: Float32Array;
-  #numInferenceSteps: number | null = null;
-  #stepIndex: number | null = null;
-  #beginIndex: number | null = null;
   #modelOutputs: (Float32Array | null)[];
   #lowerOrderNums = 0;
 
   /**
-   * Builds the scheduler from a diffusers config (`from_config` semantics: unknown keys are kept but ignored).
+   * Builds the scheduler from a diffusers config (`from_config` semantics: unknown keys are kept but ignored). Its
+   * `config` has the `deis`/UniPC aliases remapped.
    *
    * @throws {TypeError} for a wrongly typed field; {@link RangeError} for an out-of-range value, an unknown choice or
    *   an unsupported combination (see the class documentation).
@@ -185,12 +175,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const fail = (message: string): never => {
       throw new RangeError(`${CLASS_NAME} config: ${message}`);
     };
-    if ([v.use_karras_sigmas, v.use_exponential_sigmas, v.use_beta_sigmas].filter((b) => b).length > 1) {
-      fail(
-        "only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be true: " +
-          `got ${v.use_karras_sigmas}, ${v.use_exponential_sigmas}, ${v.use_beta_sigmas}`,
-      );
-    }
+    checkOneSigmaRespacing(v, CLASS_NAME);
     if (v.use_flow_sigmas) fail("use_flow_sigmas = true (flow matching) is not supported");
     if (v.prediction_type === "flow_prediction") {
       fail('prediction_type "flow_prediction" (flow matching) is not supported');
@@ -215,65 +200,20 @@ export class DPMSolverMultistepScheduler implements Scheduler {
       hiddenSigmaBound(resolved.config, "sigma_min", CLASS_NAME);
       hiddenSigmaBound(resolved.config, "sigma_max", CLASS_NAME);
     }
+    const remapped = algorithm !== v.algorithm_type || solverType !== v.solver_type
+      ? Object.freeze({ ...resolved.config, algorithm_type: algorithm, solver_type: solverType })
+      : resolved.config;
+    super(CLASS_NAME, remapped, v, { notFound: "last", timesteps: new Int32Array(0), sigmas: "empty" });
     this.#values = v;
     this.#algorithm = algorithm;
     this.#heun = solverType === "heun";
-    this.config = algorithm !== v.algorithm_type || solverType !== v.solver_type
-      ? Object.freeze({ ...resolved.config, algorithm_type: algorithm, solver_type: solverType })
-      : resolved.config;
-
-    const alphasCumprod = makeScheduleTables(v, CLASS_NAME).alphasCumprod;
-    if (v.rescale_betas_zero_snr) alphasCumprod[alphasCumprod.length - 1] = 2 ** -24;
-    this.#alphasCumprod = alphasCumprod;
-    this.#trainSigmas = trainingSigmas(alphasCumprod);
-    this.#logSigmas = logFloat32(this.#trainSigmas);
-    this.#lambdaT = alphasCumprod.map((a) => lambdaOf(f32(Math.sqrt(a)), f32(Math.sqrt(f32(1 - a)))));
-    this.#sigmas = new Float32Array(0);
+    this.#lambdaT = this.alphasCumprod.map((a) => lambdaOf(f32(Math.sqrt(a)), f32(Math.sqrt(f32(1 - a)))));
     this.#modelOutputs = new Array(v.solver_order).fill(null);
-  }
-
-  /**
-   * Integer timesteps of the current schedule (descending; may repeat for very many steps, as in diffusers). The
-   * scheduler's own array: read it, do not modify it.
-   */
-  get timesteps(): Int32Array {
-    return this.#timesteps;
-  }
-
-  /** σ at each step plus the final σ (0 or σ_min), float32. Empty before `setTimesteps`. */
-  get sigmas(): Float32Array {
-    return this.#sigmas;
-  }
-
-  /** `ᾱ_t` for t = 0…T−1 (float32, with diffusers' 2⁻²⁴ tail under `rescale_betas_zero_snr`). */
-  get alphasCumprod(): Float32Array {
-    return this.#alphasCumprod;
   }
 
   /** λ_t = log α_t − log σ_t of the training schedule (float32). */
   get lambdas(): Float32Array {
     return this.#lambdaT;
-  }
-
-  /** Position in `timesteps` of the next step, `null` until the first `step`. */
-  get stepIndex(): number | null {
-    return this.#stepIndex;
-  }
-
-  /** The position set with {@linkcode setBeginIndex}, or `null`. */
-  get beginIndex(): number | null {
-    return this.#beginIndex;
-  }
-
-  /**
-   * Starts the run at `timesteps[beginIndex]` instead of locating the first timestep (diffusers `set_begin_index`).
-   * Call it after `setTimesteps`, which clears it.
-   *
-   * @throws {Error} before `setTimesteps`; {@link RangeError} for an index outside the schedule.
-   */
-  setBeginIndex(beginIndex = 0): void {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "setBeginIndex");
-    this.#beginIndex = checkBeginIndex(beginIndex, this.#timesteps.length);
   }
 
   /**
@@ -306,7 +246,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
         timesteps = Array.from(numpyArange(lastTimestep, 0, -T / n), (x) => roundHalfEven(x) - 1);
         break;
     }
-    const train = this.#trainSigmas;
+    const train = this.trainSigmas;
     let sigmas: ArrayLike<number>;
     const respaced = v.use_karras_sigmas || v.use_lu_lambdas || v.use_exponential_sigmas || v.use_beta_sigmas;
     if (respaced) {
@@ -318,7 +258,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
         sigmas = karrasSigmas(lo, hi, n);
       } else if (v.use_lu_lambdas) {
         // diffusers ramps log σ linearly from log σ_max to log σ_min (uniform log-SNR), then exponentiates.
-        sigmas = luLambdas(this.#logSigmas[0]!, this.#logSigmas[T - 1]!, n).map(Math.exp);
+        sigmas = luLambdas(this.logSigmas[0]!, this.logSigmas[T - 1]!, n).map(Math.exp);
       } else {
         const lo = hiddenSigmaBound(this.config, "sigma_min", CLASS_NAME) ?? train[0]!;
         const hi = hiddenSigmaBound(this.config, "sigma_max", CLASS_NAME) ?? train[T - 1]!;
@@ -326,22 +266,18 @@ export class DPMSolverMultistepScheduler implements Scheduler {
         round = false; // diffusers rounds only the Karras and Lu timesteps
       }
       timesteps = Array.from(sigmas, (s) => {
-        const t = sigmaToT(s, this.#logSigmas);
+        const t = sigmaToT(s, this.logSigmas);
         return Math.trunc(round ? roundHalfEven(t) : t); // .astype(int64) truncates
       });
     } else {
       sigmas = interpOnIndexGrid(timesteps, train);
     }
-    const all = new Float32Array(sigmas.length + 1);
-    all.set(sigmas);
-    all[sigmas.length] = v.final_sigmas_type === "sigma_min" ? train[0]! : 0;
-    this.#sigmas = all;
-    this.#timesteps = Int32Array.from(timesteps);
-    this.#numInferenceSteps = timesteps.length;
+    this.startSchedule(
+      Int32Array.from(timesteps),
+      appendFinalSigma(sigmas, v.final_sigmas_type === "sigma_min" ? train[0]! : 0),
+    );
     this.#modelOutputs = new Array(v.solver_order).fill(null);
     this.#lowerOrderNums = 0;
-    this.#stepIndex = null;
-    this.#beginIndex = null;
   }
 
   /** Identity: DPM-Solver needs no input scaling (diffusers returns the sample itself). */
@@ -434,24 +370,16 @@ export class DPMSolverMultistepScheduler implements Scheduler {
    *   variant without (or with both) `generator`/`varianceNoise`; {@link RangeError} for a step past the end.
    */
   step(modelOutput: Tensor, timestep: number, sample: Tensor, options?: StepOptions): StepOutput {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "step");
-    if (this.#stepIndex === null) {
-      this.#stepIndex = this.#beginIndex ?? indexForTimestep(this.#timesteps, timestep, "last", CLASS_NAME);
-    } else if (typeof timestep !== "number" || !Number.isFinite(timestep)) {
-      throw new TypeError(`${CLASS_NAME}: timestep must be a finite number: got ${String(timestep)}`);
-    }
-    const i = this.#stepIndex;
-    const n = this.#timesteps.length;
-    if (i >= n) {
-      throw new RangeError(`${CLASS_NAME}.step: all ${n} steps are done; call setTimesteps() to start a new run`);
-    }
+    // diffusers' DPM-Solver `index_for_timestep`: a timestep not in the schedule maps to the last step.
+    const i = this.locateStep(timestep, "step");
+    const n = this.timesteps.length;
     const v = this.#values;
     // "Improve numerical stability for small number of steps" (diffusers): lower orders at the end.
     const lowerOrderFinal = i === n - 1 &&
       (v.euler_at_final || (v.lower_order_final && n < 15) || v.final_sigmas_type === "zero");
     const lowerOrderSecond = i === n - 2 && v.lower_order_final && n < 15;
 
-    const converted = this.#convertModelOutput(modelOutput, sample, this.#sigmas[i]!);
+    const converted = this.#convertModelOutput(modelOutput, sample, this.sigmas[i]!);
     // Drawn before the history changes, so a missing generator leaves the solver state intact (diffusers draws it a
     // few lines later; nothing else consumes random numbers in between).
     const sde = this.#algorithm === "sde-dpmsolver++" || this.#algorithm === "sde-dpmsolver";
@@ -473,7 +401,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
       prev = this.#thirdOrderUpdate(i, sample.data, noise);
     }
     if (this.#lowerOrderNums < v.solver_order) this.#lowerOrderNums += 1;
-    this.#stepIndex = i + 1;
+    this.advanceStep();
     const plusPlus = this.#algorithm === "dpmsolver++" || this.#algorithm === "sde-dpmsolver++";
     const output: StepOutput = { prevSample: new Tensor(prev, sample.shape) };
     if (plusPlus) output.predOriginalSample = new Tensor(current.slice(), sample.shape);
@@ -489,8 +417,8 @@ export class DPMSolverMultistepScheduler implements Scheduler {
 
   /** DPM-Solver(++) first order = DDIM (Lu et al. 2022, DPM-Solver++ eq. 5 / DPM-Solver eq. 3.7; SDE: eq. 12–13). */
   #firstOrderUpdate(i: number, m: Float32Array, x: Float32Array, z: Float32Array | null): Float32Array {
-    const [alphaT, sigmaT] = alphaSigma(this.#sigmas[i + 1]!);
-    const [alphaS, sigmaS] = alphaSigma(this.#sigmas[i]!);
+    const [alphaT, sigmaT] = alphaSigma(this.sigmas[i + 1]!);
+    const [alphaS, sigmaS] = alphaSigma(this.sigmas[i]!);
     const h = f32(lambdaOf(alphaT, sigmaT) - lambdaOf(alphaS, sigmaS));
     const size = x.length;
     switch (this.#algorithm) {
@@ -517,9 +445,9 @@ export class DPMSolverMultistepScheduler implements Scheduler {
 
   /** Multistep second order (DPM-Solver++ Algorithm 2 / DPM-Solver "midpoint" and "heun" forms, diffusers' code). */
   #secondOrderUpdate(i: number, x: Float32Array, z: Float32Array | null): Float32Array {
-    const [alphaT, sigmaT] = alphaSigma(this.#sigmas[i + 1]!);
-    const [alphaS0, sigmaS0] = alphaSigma(this.#sigmas[i]!);
-    const [alphaS1, sigmaS1] = alphaSigma(this.#sigmas[i - 1]!);
+    const [alphaT, sigmaT] = alphaSigma(this.sigmas[i + 1]!);
+    const [alphaS0, sigmaS0] = alphaSigma(this.sigmas[i]!);
+    const [alphaS1, sigmaS1] = alphaSigma(this.sigmas[i - 1]!);
     const lambdaT = lambdaOf(alphaT, sigmaT), lambdaS0 = lambdaOf(alphaS0, sigmaS0);
     const lambdaS1 = lambdaOf(alphaS1, sigmaS1);
     const m0 = this.#history(0), m1 = this.#history(1);
@@ -568,10 +496,10 @@ export class DPMSolverMultistepScheduler implements Scheduler {
 
   /** Multistep third order (DPM-Solver++ / DPM-Solver, diffusers' `multistep_dpm_solver_third_order_update`). */
   #thirdOrderUpdate(i: number, x: Float32Array, z: Float32Array | null): Float32Array {
-    const [alphaT, sigmaT] = alphaSigma(this.#sigmas[i + 1]!);
-    const [alphaS0, sigmaS0] = alphaSigma(this.#sigmas[i]!);
-    const [alphaS1, sigmaS1] = alphaSigma(this.#sigmas[i - 1]!);
-    const [alphaS2, sigmaS2] = alphaSigma(this.#sigmas[i - 2]!);
+    const [alphaT, sigmaT] = alphaSigma(this.sigmas[i + 1]!);
+    const [alphaS0, sigmaS0] = alphaSigma(this.sigmas[i]!);
+    const [alphaS1, sigmaS1] = alphaSigma(this.sigmas[i - 1]!);
+    const [alphaS2, sigmaS2] = alphaSigma(this.sigmas[i - 2]!);
     const lambdaT = lambdaOf(alphaT, sigmaT), lambdaS0 = lambdaOf(alphaS0, sigmaS0);
     const lambdaS1 = lambdaOf(alphaS1, sigmaS1), lambdaS2 = lambdaOf(alphaS2, sigmaS2);
     const m0 = this.#history(0), m1 = this.#history(1), m2 = this.#history(2);
@@ -634,14 +562,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
    * @throws {Error} before `setTimesteps`; {@link TypeError} when shapes differ or the count does not fit the batch.
    */
   addNoise(originalSamples: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "addNoise");
-    const sig = noiseSigmasFor(
-      timesteps,
-      originalSamples.shape[0] ?? 1,
-      this.#sigmas,
-      (t) => indexForTimestep(this.#timesteps, t, "last", CLASS_NAME),
-      { beginIndex: this.#beginIndex, stepIndex: this.#stepIndex },
-    );
+    const sig = this.noiseSigmas(timesteps, originalSamples.shape[0] ?? 1);
     const coef = sig.map(alphaSigma);
     return mapNoised(originalSamples, noise, sig.length, (x, e, g) => f32(coef[g]![0] * x) + f32(coef[g]![1] * e));
   }

@@ -7,20 +7,17 @@
  */
 import { f32, Tensor } from "../tensor/mod.ts";
 import type { Scheduler, StepOptions, StepOutput } from "./types.ts";
-import { checkNumInferenceSteps, makeScheduleTables, originalFromSigma, TIMESTEP_SPACINGS } from "./_betas.ts";
+import { checkNumInferenceSteps, originalFromSigma, TIMESTEP_SPACINGS } from "./_betas.ts";
+import { SigmaScheduler } from "./_base.ts";
 import { boolean, COMMON_FIELDS, defineConfig, oneOf, type ResolvedValues } from "./_config.ts";
 import {
-  checkBeginIndex,
-  indexForTimestep,
+  appendFinalSigma,
   initNoiseSigmaFor,
   interpOnIndexGrid,
   mapNoised,
-  noiseSigmasFor,
-  notReady,
   scaleBySigma,
   sigmaTimesteps,
   stepNoise,
-  trainingSigmas,
 } from "./_sigmas.ts";
 
 const CLASS_NAME = "EulerAncestralDiscreteScheduler";
@@ -51,6 +48,9 @@ const RESOLVER = defineConfig(CLASS_NAME, FIELDS);
  * `setTimesteps` throw; any number is accepted as a timestep (JS has no int/float distinction to reject loop indices
  * with) but must equal (in float32) one of `timesteps` on first use.
  *
+ * Inherited σ-scheduler members (diffusers' step-index bookkeeping, shared with the other σ schedulers): `config`,
+ * `order` (1), `timesteps`, `sigmas`, `alphasCumprod`, `stepIndex`, `beginIndex` and `setBeginIndex`.
+ *
  * @example
  * ```ts
  * import { EulerAncestralDiscreteScheduler } from "./euler_ancestral_discrete.ts";
@@ -66,22 +66,11 @@ const RESOLVER = defineConfig(CLASS_NAME, FIELDS);
  * }
  * ```
  */
-export class EulerAncestralDiscreteScheduler implements Scheduler {
+export class EulerAncestralDiscreteScheduler extends SigmaScheduler<Float32Array> implements Scheduler {
   /** The diffusers class this reproduces. */
   readonly className = CLASS_NAME;
-  /** The resolved configuration (diffusers' defaults filled in), frozen. */
-  readonly config: Readonly<Record<string, unknown>>;
-  /** One model evaluation per step. */
-  readonly order = 1;
 
   readonly #values: ResolvedValues<typeof FIELDS>;
-  readonly #alphasCumprod: Float32Array;
-  readonly #trainSigmas: Float32Array;
-  #timesteps: Float32Array = new Float32Array(0);
-  #sigmas: Float32Array;
-  #numInferenceSteps: number | null = null;
-  #stepIndex: number | null = null;
-  #beginIndex: number | null = null;
 
   /**
    * Builds the scheduler from a diffusers config (`from_config` semantics: unknown keys are kept but ignored).
@@ -90,67 +79,20 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
    *   or `prediction_type: "sample"` (not implemented by diffusers for this class).
    */
   constructor(config: Record<string, unknown> = {}) {
-    const resolved = RESOLVER.resolve(config);
-    const v = resolved.values;
-    if (v.prediction_type === "sample") {
+    const { values, config: resolved } = RESOLVER.resolve(config);
+    if (values.prediction_type === "sample") {
       throw new RangeError(
         `${CLASS_NAME} config: prediction_type must be "epsilon" or "v_prediction": got "sample" ` +
           "(diffusers does not implement it for this scheduler)",
       );
     }
-    this.#values = v;
-    this.config = resolved.config;
-    const alphasCumprod = makeScheduleTables(v, CLASS_NAME).alphasCumprod;
-    // diffusers: "Close to 0 without being 0 so first sigma is not inf" (FP16's smallest subnormal).
-    if (v.rescale_betas_zero_snr) alphasCumprod[alphasCumprod.length - 1] = 2 ** -24;
-    this.#alphasCumprod = alphasCumprod;
-    this.#trainSigmas = trainingSigmas(alphasCumprod);
-    this.#sigmas = new Float32Array(this.#trainSigmas.length + 1);
-    this.#sigmas.set(this.#trainSigmas.slice().reverse());
-  }
-
-  /**
-   * Timesteps of the current schedule (float32; fractional for `linspace` spacing). The scheduler's own array: read
-   * it, do not modify it.
-   */
-  get timesteps(): Float32Array {
-    return this.#timesteps;
-  }
-
-  /** σ at each step plus the final 0 (float32); the training table before `setTimesteps`. */
-  get sigmas(): Float32Array {
-    return this.#sigmas;
-  }
-
-  /** `ᾱ_t` for t = 0…T−1 (float32, with diffusers' 2⁻²⁴ tail under `rescale_betas_zero_snr`). */
-  get alphasCumprod(): Float32Array {
-    return this.#alphasCumprod;
+    super(CLASS_NAME, resolved, values, { notFound: "throw", timesteps: new Float32Array(0), sigmas: "training" });
+    this.#values = values;
   }
 
   /** `max σ` (`linspace`/`trailing` spacing) or `sqrt(max σ² + 1)` (`leading`). */
   get initNoiseSigma(): number {
-    return initNoiseSigmaFor(this.#sigmas, this.#values.timestep_spacing);
-  }
-
-  /** Position in `timesteps` of the next step, `null` until the first `scaleModelInput`/`step`. */
-  get stepIndex(): number | null {
-    return this.#stepIndex;
-  }
-
-  /** The position set with {@linkcode setBeginIndex}, or `null`. */
-  get beginIndex(): number | null {
-    return this.#beginIndex;
-  }
-
-  /**
-   * Starts the run at `timesteps[beginIndex]` instead of locating the first timestep (diffusers `set_begin_index`).
-   * Call it after `setTimesteps`, which clears it.
-   *
-   * @throws {Error} before `setTimesteps`; {@link RangeError} for an index outside the schedule.
-   */
-  setBeginIndex(beginIndex = 0): void {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "setBeginIndex");
-    this.#beginIndex = checkBeginIndex(beginIndex, this.#timesteps.length);
+    return initNoiseSigmaFor(this.sigmas, this.#values.timestep_spacing);
   }
 
   /**
@@ -163,30 +105,7 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
     const v = this.#values;
     const n = checkNumInferenceSteps(numInferenceSteps, v.num_train_timesteps);
     const timesteps = sigmaTimesteps(v.timestep_spacing, v.num_train_timesteps, n, v.steps_offset);
-    const sigmas = interpOnIndexGrid(timesteps, this.#trainSigmas);
-    this.#sigmas = new Float32Array(sigmas.length + 1);
-    this.#sigmas.set(sigmas);
-    this.#timesteps = timesteps;
-    this.#numInferenceSteps = n;
-    this.#stepIndex = null;
-    this.#beginIndex = null;
-  }
-
-  #initStepIndex(timestep: number, what: string): number {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, what);
-    if (typeof timestep !== "number" || !Number.isFinite(timestep)) {
-      throw new TypeError(`${CLASS_NAME}.${what}: timestep must be a finite number: got ${String(timestep)}`);
-    }
-    if (this.#stepIndex === null) {
-      this.#stepIndex = this.#beginIndex ?? indexForTimestep(this.#timesteps, timestep, "throw", CLASS_NAME);
-    }
-    const i = this.#stepIndex;
-    if (i >= this.#timesteps.length) {
-      throw new RangeError(
-        `${CLASS_NAME}.${what}: all ${this.#timesteps.length} steps are done; call setTimesteps() to start a new run`,
-      );
-    }
-    return i;
+    this.startSchedule(timesteps, appendFinalSigma(interpOnIndexGrid(timesteps, this.trainSigmas), 0));
   }
 
   /**
@@ -195,8 +114,8 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
    * @throws {Error} before `setTimesteps`; {@link RangeError} for a timestep that is not in `timesteps`.
    */
   scaleModelInput(sample: Tensor, timestep: number): Tensor {
-    const i = this.#initStepIndex(timestep, "scaleModelInput");
-    return scaleBySigma(sample, this.#sigmas[i]!);
+    const i = this.locateStep(timestep, "scaleModelInput");
+    return scaleBySigma(sample, this.sigmas[i]!);
   }
 
   /**
@@ -208,12 +127,12 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
    *   `timesteps` or a step past the end.
    */
   step(modelOutput: Tensor, timestep: number, sample: Tensor, options?: StepOptions): StepOutput {
-    const i = this.#initStepIndex(timestep, "step");
-    const sigma = this.#sigmas[i]!;
+    const i = this.locateStep(timestep, "step");
+    const sigma = this.sigmas[i]!;
     // 1. x̂₀ from the σ-scaled prediction (also validates the shapes before any noise is drawn)
     const predOriginalSample = originalFromSigma(this.#values.prediction_type, modelOutput, sample, sigma);
     // 2. split the move to σ_{i+1} into a deterministic part (to σ_down) and fresh noise (σ_up), float32 0-dim math
-    const sigmaFrom = sigma, sigmaTo = this.#sigmas[i + 1]!;
+    const sigmaFrom = sigma, sigmaTo = this.sigmas[i + 1]!;
     const to2 = f32(sigmaTo * sigmaTo), from2 = f32(sigmaFrom * sigmaFrom);
     const sigmaUp = f32(Math.sqrt(f32(f32(to2 * f32(from2 - to2)) / from2)));
     const sigmaDown = f32(Math.sqrt(f32(to2 - f32(sigmaUp * sigmaUp))));
@@ -225,7 +144,7 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
       const deterministic = f32(x[k]! + f32(f32(f32(x[k]! - x0[k]!) / sigma) * dt));
       prev[k] = deterministic + f32(e[k]! * sigmaUp);
     }
-    this.#stepIndex = i + 1;
+    this.advanceStep();
     return { prevSample: new Tensor(prev, sample.shape), predOriginalSample };
   }
 
@@ -237,14 +156,7 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
    *   {@link RangeError} for a timestep that is not in `timesteps`.
    */
   addNoise(originalSamples: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "addNoise");
-    const sig = noiseSigmasFor(
-      timesteps,
-      originalSamples.shape[0] ?? 1,
-      this.#sigmas,
-      (t) => indexForTimestep(this.#timesteps, t, "throw", CLASS_NAME),
-      { beginIndex: this.#beginIndex, stepIndex: this.#stepIndex },
-    );
+    const sig = this.noiseSigmas(timesteps, originalSamples.shape[0] ?? 1);
     return mapNoised(originalSamples, noise, sig.length, (x, e, g) => x + f32(e * sig[g]!));
   }
 }

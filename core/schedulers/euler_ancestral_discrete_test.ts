@@ -3,20 +3,19 @@ import { f32, Tensor } from "../tensor/mod.ts";
 import { Generator } from "../random/mod.ts";
 import { EulerAncestralDiscreteScheduler } from "./euler_ancestral_discrete.ts";
 import {
-  assertClose,
-  dummyDeter,
-  dummyModel,
+  assertBitExact,
+  assertDiffusersResult,
+  diffusersSigmaLoop,
   loadDiffusersTest,
   loadSchedulerFixture,
   replayFixture,
+  replaySchedulerFixture,
 } from "./_fixture_test_utils.ts";
 import { runSchedulerConformance } from "./_conformance_test_utils.ts";
 
 Deno.test("EulerAncestralDiscreteScheduler replays every reference run with a seed-0 Generator", async (t) => {
-  const fixture = await loadSchedulerFixture("euler_ancestral_discrete");
-  assert.equal(fixture.runs.length, 10);
   let generator = new Generator(0);
-  const reports = await replayFixture(t, fixture, {
+  await replaySchedulerFixture(t, "euler_ancestral_discrete", { runs: 10, bitExact: true }, {
     create: (c) => new EulerAncestralDiscreteScheduler(c),
     tolerance: 1e-6,
     sigmas: (s) => (s as EulerAncestralDiscreteScheduler).sigmas,
@@ -27,8 +26,6 @@ Deno.test("EulerAncestralDiscreteScheduler replays every reference run with a se
       return { generator };
     },
   });
-  assert.equal(reports.length, 10);
-  for (const r of reports) assert.equal(r.worst.absError, 0, `${r.id}: ${r.worst.where}`);
 });
 
 Deno.test("EulerAncestralDiscreteScheduler replays every reference run with the recorded noise", async (t) => {
@@ -38,23 +35,8 @@ Deno.test("EulerAncestralDiscreteScheduler replays every reference run with the 
     tolerance: 1e-6,
     stepOptions: (_k, _run, step) => ({ varianceNoise: new Tensor(Float32Array.from(step.noise!), fixture.shape) }),
   });
-  for (const r of reports) assert.equal(r.worst.absError, 0, `${r.id}: ${r.worst.where}`);
+  assertBitExact(reports);
 });
-
-/** diffusers' Euler-ancestral test loop (the scaled sample is also what `step` receives), generator seed 0. */
-function diffusersLoop(scheduler: EulerAncestralDiscreteScheduler, tStart = 0): Tensor {
-  scheduler.setTimesteps(10);
-  const generator = new Generator(0);
-  const sigma0 = f32(scheduler.initNoiseSigma);
-  let sample = new Tensor(dummyDeter().data.map((x) => x * sigma0), [4, 3, 8, 8]);
-  const timesteps = Array.from(scheduler.timesteps).slice(tStart);
-  if (tStart > 0) sample = scheduler.addNoise(sample, dummyDeter(true), timesteps[0]!);
-  for (const t of timesteps) {
-    sample = scheduler.scaleModelInput(sample, t);
-    sample = scheduler.step(dummyModel(sample, t), t, sample, { generator }).prevSample;
-  }
-  return sample;
-}
 
 Deno.test("EulerAncestralDiscreteScheduler reproduces diffusers' test_scheduler_euler_ancestral.py", async (t) => {
   const base = { num_train_timesteps: 1100, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear" };
@@ -66,12 +48,9 @@ Deno.test("EulerAncestralDiscreteScheduler reproduces diffusers' test_scheduler_
   for (const [name, overrides, tStart] of cases) {
     await t.step(name, async () => {
       const ref = await loadDiffusersTest(`test_scheduler_euler_ancestral.py::${name}`);
-      const out = diffusersLoop(new EulerAncestralDiscreteScheduler({ ...base, ...overrides }), tStart);
-      assertClose(out.data, ref.final_sample, 1e-6, name);
-      let sum = 0;
-      for (const v of out.data) sum += Math.abs(v);
-      assert.ok(Math.abs(sum - ref.expected_result_sum) < 1e-2, `${name}: sum ${sum} vs ${ref.expected_result_sum}`);
-      assert.ok(Math.abs(sum / out.size - ref.expected_result_mean) < 1e-3, `${name}: mean ${sum / out.size}`);
+      const scheduler = new EulerAncestralDiscreteScheduler({ ...base, ...overrides });
+      const out = diffusersSigmaLoop(scheduler, { tStart, generator: new Generator(0) });
+      assertDiffusersResult(out, ref, { tolerance: 1e-6 });
     });
   }
 });

@@ -7,31 +7,22 @@
  */
 import { f32, Tensor } from "../tensor/mod.ts";
 import type { Scheduler, StepOptions, StepOutput } from "./types.ts";
-import {
-  checkNumInferenceSteps,
-  makeScheduleTables,
-  originalFromSigma,
-  TIMESTEP_SPACINGS,
-  torchLinspaceF32,
-} from "./_betas.ts";
+import { checkNumInferenceSteps, originalFromSigma, TIMESTEP_SPACINGS, torchLinspaceF32 } from "./_betas.ts";
+import { SigmaScheduler } from "./_base.ts";
 import { boolean, COMMON_FIELDS, defineConfig, nullable, number, oneOf, type ResolvedValues } from "./_config.ts";
 import {
+  appendFinalSigma,
   betaSigmas,
-  checkBeginIndex,
+  checkOneSigmaRespacing,
   exponentialSigmas,
-  indexForTimestep,
   initNoiseSigmaFor,
   interpOnIndexGrid,
   karrasSigmas,
-  logFloat32,
   mapNoised,
-  noiseSigmasFor,
-  notReady,
   scaleBySigma,
   sigmaTimesteps,
   sigmaToT,
   stepNoise,
-  trainingSigmas,
 } from "./_sigmas.ts";
 
 const CLASS_NAME = "EulerDiscreteScheduler";
@@ -99,6 +90,9 @@ function checkChurnOption(name: string, value: unknown, fallback: number, allowI
  * use; churn noise needs `options.generator` or `options.varianceNoise` (no global RNG). Custom `timesteps`/`sigmas`
  * lists for `set_timesteps` are not supported.
  *
+ * Inherited σ-scheduler members (diffusers' step-index bookkeeping, shared with the other σ schedulers): `config`,
+ * `order` (1), `timesteps`, `sigmas`, `alphasCumprod`, `stepIndex`, `beginIndex` and `setBeginIndex`.
+ *
  * @example Super-resolution style loop
  * ```ts
  * import { EulerDiscreteScheduler } from "./euler_discrete.ts";
@@ -112,24 +106,11 @@ function checkChurnOption(name: string, value: unknown, fallback: number, allowI
  * }
  * ```
  */
-export class EulerDiscreteScheduler implements Scheduler {
+export class EulerDiscreteScheduler extends SigmaScheduler<Float32Array> implements Scheduler {
   /** The diffusers class this reproduces. */
   readonly className = CLASS_NAME;
-  /** The resolved configuration (diffusers' defaults filled in), frozen. */
-  readonly config: Readonly<Record<string, unknown>>;
-  /** One model evaluation per step. */
-  readonly order = 1;
 
   readonly #values: ResolvedValues<typeof FIELDS>;
-  readonly #alphasCumprod: Float32Array;
-  /** Training σ table, ascending (index = training timestep). */
-  readonly #trainSigmas: Float32Array;
-  readonly #logSigmas: Float32Array;
-  #timesteps: Float32Array = new Float32Array(0);
-  #sigmas: Float32Array;
-  #numInferenceSteps: number | null = null;
-  #stepIndex: number | null = null;
-  #beginIndex: number | null = null;
 
   /**
    * Builds the scheduler from a diffusers config (`from_config` semantics: unknown keys are kept but ignored).
@@ -138,68 +119,15 @@ export class EulerDiscreteScheduler implements Scheduler {
    *   or more than one of `use_karras_sigmas`, `use_exponential_sigmas`, `use_beta_sigmas`.
    */
   constructor(config: Record<string, unknown> = {}) {
-    const resolved = RESOLVER.resolve(config);
-    const v = resolved.values;
-    if ([v.use_karras_sigmas, v.use_exponential_sigmas, v.use_beta_sigmas].filter((b) => b).length > 1) {
-      throw new RangeError(
-        `${CLASS_NAME} config: only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be true: ` +
-          `got ${v.use_karras_sigmas}, ${v.use_exponential_sigmas}, ${v.use_beta_sigmas}`,
-      );
-    }
-    this.#values = v;
-    this.config = resolved.config;
-    const alphasCumprod = makeScheduleTables(v, CLASS_NAME).alphasCumprod;
-    // diffusers: "Close to 0 without being 0 so first sigma is not inf" (FP16's smallest subnormal).
-    if (v.rescale_betas_zero_snr) alphasCumprod[alphasCumprod.length - 1] = 2 ** -24;
-    this.#alphasCumprod = alphasCumprod;
-    this.#trainSigmas = trainingSigmas(alphasCumprod);
-    this.#logSigmas = logFloat32(this.#trainSigmas);
-    this.#sigmas = new Float32Array(this.#trainSigmas.length + 1);
-    this.#sigmas.set(this.#trainSigmas.slice().reverse());
-  }
-
-  /**
-   * Timesteps of the current schedule (float32; fractional for `linspace` spacing and re-spacings). The scheduler's
-   * own array: read it, do not modify it.
-   */
-  get timesteps(): Float32Array {
-    return this.#timesteps;
-  }
-
-  /** σ at each step plus the final σ (float32); the training table before `setTimesteps`. */
-  get sigmas(): Float32Array {
-    return this.#sigmas;
-  }
-
-  /** `ᾱ_t` for t = 0…T−1 (float32, with diffusers' 2⁻²⁴ tail under `rescale_betas_zero_snr`). */
-  get alphasCumprod(): Float32Array {
-    return this.#alphasCumprod;
+    const { values, config: resolved } = RESOLVER.resolve(config);
+    checkOneSigmaRespacing(values, CLASS_NAME);
+    super(CLASS_NAME, resolved, values, { notFound: "throw", timesteps: new Float32Array(0), sigmas: "training" });
+    this.#values = values;
   }
 
   /** `max σ` (`linspace`/`trailing` spacing) or `sqrt(max σ² + 1)` (`leading`). */
   get initNoiseSigma(): number {
-    return initNoiseSigmaFor(this.#sigmas, this.#values.timestep_spacing);
-  }
-
-  /** Position in `timesteps` of the next step, `null` until the first `scaleModelInput`/`step`. */
-  get stepIndex(): number | null {
-    return this.#stepIndex;
-  }
-
-  /** The position set with {@linkcode setBeginIndex}, or `null`. */
-  get beginIndex(): number | null {
-    return this.#beginIndex;
-  }
-
-  /**
-   * Starts the run at `timesteps[beginIndex]` instead of locating the first timestep (diffusers `set_begin_index`).
-   * Call it after `setTimesteps`, which clears it.
-   *
-   * @throws {Error} before `setTimesteps`; {@link RangeError} for an index outside the schedule.
-   */
-  setBeginIndex(beginIndex = 0): void {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "setBeginIndex");
-    this.#beginIndex = checkBeginIndex(beginIndex, this.#timesteps.length);
+    return initNoiseSigmaFor(this.sigmas, this.#values.timestep_spacing);
   }
 
   /**
@@ -212,7 +140,7 @@ export class EulerDiscreteScheduler implements Scheduler {
     const v = this.#values;
     const n = checkNumInferenceSteps(numInferenceSteps, v.num_train_timesteps);
     let timesteps: ArrayLike<number> = sigmaTimesteps(v.timestep_spacing, v.num_train_timesteps, n, v.steps_offset);
-    const train = this.#trainSigmas;
+    const train = this.trainSigmas;
     let sigmas: ArrayLike<number>;
     if (v.interpolation_type === "linear") {
       sigmas = interpOnIndexGrid(timesteps, train);
@@ -231,38 +159,14 @@ export class EulerDiscreteScheduler implements Scheduler {
         ? exponentialSigmas(lo, hi, n)
         : betaSigmas(lo, hi, n);
       sigmas = respaced;
-      timesteps = Float64Array.from(respaced, (s) => sigmaToT(s, this.#logSigmas));
+      timesteps = Float64Array.from(respaced, (s) => sigmaToT(s, this.logSigmas));
     }
-    const all = new Float32Array(sigmas.length + 1);
-    all.set(sigmas);
-    all[sigmas.length] = v.final_sigmas_type === "sigma_min" ? train[0]! : 0;
-    this.#sigmas = all;
+    const all = appendFinalSigma(sigmas, v.final_sigmas_type === "sigma_min" ? train[0]! : 0);
     if (v.timestep_type === "continuous" && v.prediction_type === "v_prediction") {
       // EDM's c_noise(σ) = 0.25·log σ, over every σ but the last (float32 log, then the exact ×0.25).
-      this.#timesteps = Float32Array.from(all.subarray(0, all.length - 1), (s) => 0.25 * f32(Math.log(s)));
-    } else {
-      this.#timesteps = Float32Array.from(timesteps);
+      timesteps = Float32Array.from(all.subarray(0, all.length - 1), (s) => 0.25 * f32(Math.log(s)));
     }
-    this.#numInferenceSteps = n;
-    this.#stepIndex = null;
-    this.#beginIndex = null;
-  }
-
-  #initStepIndex(timestep: number, what: string): number {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, what);
-    if (typeof timestep !== "number" || !Number.isFinite(timestep)) {
-      throw new TypeError(`${CLASS_NAME}.${what}: timestep must be a finite number: got ${String(timestep)}`);
-    }
-    if (this.#stepIndex === null) {
-      this.#stepIndex = this.#beginIndex ?? indexForTimestep(this.#timesteps, timestep, "throw", CLASS_NAME);
-    }
-    const i = this.#stepIndex;
-    if (i >= this.#timesteps.length || i + 1 >= this.#sigmas.length) {
-      throw new RangeError(
-        `${CLASS_NAME}.${what}: all ${this.#timesteps.length} steps are done; call setTimesteps() to start a new run`,
-      );
-    }
-    return i;
+    this.startSchedule(Float32Array.from(timesteps), all);
   }
 
   /**
@@ -271,8 +175,8 @@ export class EulerDiscreteScheduler implements Scheduler {
    * @throws {Error} before `setTimesteps`; {@link RangeError} for a timestep that is not in `timesteps`.
    */
   scaleModelInput(sample: Tensor, timestep: number): Tensor {
-    const i = this.#initStepIndex(timestep, "scaleModelInput");
-    return scaleBySigma(sample, this.#sigmas[i]!);
+    const i = this.locateStep(timestep, "scaleModelInput");
+    return scaleBySigma(sample, this.sigmas[i]!);
   }
 
   /**
@@ -287,11 +191,12 @@ export class EulerDiscreteScheduler implements Scheduler {
     const sTmin = checkChurnOption("sTmin", options?.sTmin, 0, true);
     const sTmax = checkChurnOption("sTmax", options?.sTmax, Infinity, true);
     const sNoise = checkChurnOption("sNoise", options?.sNoise, 1, false);
-    const i = this.#initStepIndex(timestep, "step");
-    const sigma = this.#sigmas[i]!;
+    const i = this.locateStep(timestep, "step");
+    const sigmas = this.sigmas;
+    const sigma = sigmas[i]!;
     // Karras et al. Algorithm 2: γ = min(S_churn / N, √2 − 1) inside [S_tmin, S_tmax] (python floats, float64).
     const gamma = f32(sTmin) <= sigma && sigma <= f32(sTmax)
-      ? Math.min(sChurn / (this.#sigmas.length - 1), 2 ** 0.5 - 1)
+      ? Math.min(sChurn / (sigmas.length - 1), 2 ** 0.5 - 1)
       : 0.0;
     const sigmaHat = f32(sigma * f32(gamma + 1));
     let x = sample;
@@ -307,11 +212,11 @@ export class EulerDiscreteScheduler implements Scheduler {
     const type = this.#values.prediction_type === "original_sample" ? "sample" : this.#values.prediction_type;
     const predOriginalSample = originalFromSigma(type, modelOutput, x, type === "epsilon" ? sigmaHat : sigma);
     // 2. the ODE derivative and the Euler step to σ_{i+1}
-    const dt = f32(this.#sigmas[i + 1]! - sigmaHat);
+    const dt = f32(sigmas[i + 1]! - sigmaHat);
     const xd = x.data, x0 = predOriginalSample.data;
     const prev = new Float32Array(xd.length);
     for (let k = 0; k < xd.length; k++) prev[k] = xd[k]! + f32(f32(f32(xd[k]! - x0[k]!) / sigmaHat) * dt);
-    this.#stepIndex = i + 1;
+    this.advanceStep();
     return { prevSample: new Tensor(prev, sample.shape), predOriginalSample };
   }
 
@@ -323,14 +228,7 @@ export class EulerDiscreteScheduler implements Scheduler {
    *   {@link RangeError} for a timestep that is not in `timesteps`.
    */
   addNoise(originalSamples: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "addNoise");
-    const sig = noiseSigmasFor(
-      timesteps,
-      originalSamples.shape[0] ?? 1,
-      this.#sigmas,
-      (t) => indexForTimestep(this.#timesteps, t, "throw", CLASS_NAME),
-      { beginIndex: this.#beginIndex, stepIndex: this.#stepIndex },
-    );
+    const sig = this.noiseSigmas(timesteps, originalSamples.shape[0] ?? 1);
     return mapNoised(originalSamples, noise, sig.length, (x, e, g) => x + f32(e * sig[g]!));
   }
 }

@@ -4,19 +4,17 @@ import { Generator } from "../random/mod.ts";
 import { EulerDiscreteScheduler } from "./euler_discrete.ts";
 import {
   assertClose,
-  dummyDeter,
-  dummyModel,
+  assertDiffusersResult,
+  diffusersSigmaLoop,
   loadDiffusersTest,
   loadGzJson,
-  loadSchedulerFixture,
-  replayFixture,
+  replaySchedulerFixture,
 } from "./_fixture_test_utils.ts";
 import { runSchedulerConformance } from "./_conformance_test_utils.ts";
 
 Deno.test("EulerDiscreteScheduler replays every diffusers reference run in euler_discrete.json.gz", async (t) => {
-  const fixture = await loadSchedulerFixture("euler_discrete");
-  assert.equal(fixture.runs.length, 16);
-  const reports = await replayFixture(t, fixture, {
+  // float32 arithmetic in diffusers' order: bit-identical, not merely within 1e-6.
+  await replaySchedulerFixture(t, "euler_discrete", { runs: 16, bitExact: true }, {
     create: (c) => new EulerDiscreteScheduler(c),
     tolerance: 1e-6,
     // Karras timesteps go through numpy's float32 log; the fixtures README allows 2 float32 ulp.
@@ -24,25 +22,7 @@ Deno.test("EulerDiscreteScheduler replays every diffusers reference run in euler
     sigmas: (s) => (s as EulerDiscreteScheduler).sigmas,
     sigmaTolerance: 0,
   });
-  assert.equal(reports.length, 16);
-  // float32 arithmetic in diffusers' order: bit-identical, not merely within 1e-6.
-  for (const r of reports) assert.equal(r.worst.absError, 0, `${r.id}: ${r.worst.where}`);
 });
-
-/** diffusers' Euler test loop: the scaled sample is also what `step` receives (a quirk of those tests). */
-function diffusersLoop(scheduler: EulerDiscreteScheduler, tStart = 0): Tensor {
-  scheduler.setTimesteps(10);
-  const sigma0 = f32(scheduler.initNoiseSigma);
-  let sample = new Tensor(dummyDeter().data.map((x) => x * sigma0), [4, 3, 8, 8]);
-  const timesteps = Array.from(scheduler.timesteps).slice(tStart);
-  if (tStart > 0) sample = scheduler.addNoise(sample, dummyDeter(true), timesteps[0]!);
-  const generator = new Generator(0);
-  for (const t of timesteps) {
-    sample = scheduler.scaleModelInput(sample, t);
-    sample = scheduler.step(dummyModel(sample, t), t, sample, { generator }).prevSample;
-  }
-  return sample;
-}
 
 Deno.test("EulerDiscreteScheduler reproduces diffusers' test_scheduler_euler.py full loops", async (t) => {
   const base = { num_train_timesteps: 1100, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear" };
@@ -55,12 +35,9 @@ Deno.test("EulerDiscreteScheduler reproduces diffusers' test_scheduler_euler.py 
   for (const [name, overrides, tStart] of cases) {
     await t.step(name, async () => {
       const ref = await loadDiffusersTest(`test_scheduler_euler.py::${name}`);
-      const out = diffusersLoop(new EulerDiscreteScheduler({ ...base, ...overrides }), tStart);
-      assertClose(out.data, ref.final_sample, 1e-6, name);
-      let sum = 0;
-      for (const v of out.data) sum += Math.abs(v);
-      assert.ok(Math.abs(sum - ref.expected_result_sum) < 1e-2, `${name}: sum ${sum} vs ${ref.expected_result_sum}`);
-      assert.ok(Math.abs(sum / out.size - ref.expected_result_mean) < 1e-3, `${name}: mean ${sum / out.size}`);
+      const scheduler = new EulerDiscreteScheduler({ ...base, ...overrides });
+      const out = diffusersSigmaLoop(scheduler, { tStart, generator: new Generator(0) });
+      assertDiffusersResult(out, ref, { tolerance: 1e-6 });
     });
   }
 });

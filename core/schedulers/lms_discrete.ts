@@ -6,25 +6,22 @@
  */
 import { f32, Tensor } from "../tensor/mod.ts";
 import type { Scheduler, StepOptions, StepOutput } from "./types.ts";
-import { checkNumInferenceSteps, makeScheduleTables, originalFromSigma, TIMESTEP_SPACINGS } from "./_betas.ts";
+import { checkNumInferenceSteps, originalFromSigma, TIMESTEP_SPACINGS } from "./_betas.ts";
+import { SigmaScheduler } from "./_base.ts";
 import { boolean, COMMON_FIELDS, defineConfig, oneOf, type ResolvedValues } from "./_config.ts";
 import {
+  appendFinalSigma,
   betaSigmas,
-  checkBeginIndex,
+  checkOneSigmaRespacing,
   exponentialSigmas,
   hiddenSigmaBound,
-  indexForTimestep,
   initNoiseSigmaFor,
   interpOnIndexGrid,
   karrasSigmas,
-  logFloat32,
   mapNoised,
-  noiseSigmasFor,
-  notReady,
   scaleBySigma,
   sigmaTimesteps,
   sigmaToT,
-  trainingSigmas,
 } from "./_sigmas.ts";
 
 const CLASS_NAME = "LMSDiscreteScheduler";
@@ -63,6 +60,9 @@ const MAX_ORDER = 4;
  * (the maximum training σ). The `scale_model_input` warning is not reproduced. Python distinguishes `int` from
  * `float` timesteps; JS numbers do not, so any number is accepted and must equal (in float32) one of `timesteps`.
  *
+ * Inherited σ-scheduler members (diffusers' step-index bookkeeping, shared with the other σ schedulers): `config`,
+ * `order` (1), `timesteps`, `sigmas`, `alphasCumprod`, `stepIndex`, `beginIndex` and `setBeginIndex`.
+ *
  * @example Super-resolution style loop
  * ```ts
  * import { LMSDiscreteScheduler } from "./lms_discrete.ts";
@@ -77,24 +77,11 @@ const MAX_ORDER = 4;
  * }
  * ```
  */
-export class LMSDiscreteScheduler implements Scheduler {
+export class LMSDiscreteScheduler extends SigmaScheduler<Float32Array> implements Scheduler {
   /** The diffusers class this reproduces. */
   readonly className = CLASS_NAME;
-  /** The resolved configuration (diffusers' defaults filled in), frozen. */
-  readonly config: Readonly<Record<string, unknown>>;
-  /** One model evaluation per step. */
-  readonly order = 1;
 
   readonly #values: ResolvedValues<typeof FIELDS>;
-  readonly #alphasCumprod: Float32Array;
-  /** Training σ table, ascending (index = training timestep). */
-  readonly #trainSigmas: Float32Array;
-  readonly #logSigmas: Float32Array;
-  #timesteps: Float32Array = new Float32Array(0);
-  #sigmas: Float32Array;
-  #numInferenceSteps: number | null = null;
-  #stepIndex: number | null = null;
-  #beginIndex: number | null = null;
   #derivatives: Float32Array[] = [];
 
   /**
@@ -106,73 +93,21 @@ export class LMSDiscreteScheduler implements Scheduler {
    *   than one of `use_karras_sigmas`, `use_exponential_sigmas`, `use_beta_sigmas`.
    */
   constructor(config: Record<string, unknown> = {}) {
-    const resolved = RESOLVER.resolve(config);
-    const v = resolved.values;
-    const respacings = [v.use_karras_sigmas, v.use_exponential_sigmas, v.use_beta_sigmas].filter((b) => b).length;
-    if (respacings > 1) {
-      throw new RangeError(
-        `${CLASS_NAME} config: only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be true: ` +
-          `got ${v.use_karras_sigmas}, ${v.use_exponential_sigmas}, ${v.use_beta_sigmas}`,
-      );
-    }
-    this.#values = v;
-    this.config = resolved.config;
-    if (v.use_exponential_sigmas || v.use_beta_sigmas) {
+    const { values, config: resolved } = RESOLVER.resolve(config);
+    checkOneSigmaRespacing(values, CLASS_NAME);
+    if (values.use_exponential_sigmas || values.use_beta_sigmas) {
       // Validate now what setTimesteps will read (see hiddenSigmaBound).
-      hiddenSigmaBound(this.config, "sigma_min", CLASS_NAME);
-      hiddenSigmaBound(this.config, "sigma_max", CLASS_NAME);
+      hiddenSigmaBound(resolved, "sigma_min", CLASS_NAME);
+      hiddenSigmaBound(resolved, "sigma_max", CLASS_NAME);
     }
-    this.#alphasCumprod = makeScheduleTables(v, CLASS_NAME).alphasCumprod;
-    this.#trainSigmas = trainingSigmas(this.#alphasCumprod);
-    this.#logSigmas = logFloat32(this.#trainSigmas);
     // Before setTimesteps, σ is the full training table (what initNoiseSigma reports), as in diffusers.
-    this.#sigmas = new Float32Array(this.#trainSigmas.length + 1);
-    this.#sigmas.set(this.#trainSigmas.slice().reverse());
-  }
-
-  /**
-   * Timesteps of the current schedule (float32, descending; fractional for `linspace` spacing and re-spacings). The
-   * scheduler's own array: read it, do not modify it.
-   */
-  get timesteps(): Float32Array {
-    return this.#timesteps;
-  }
-
-  /** σ at each timestep plus the final 0 (float32); the training table before `setTimesteps`. */
-  get sigmas(): Float32Array {
-    return this.#sigmas;
-  }
-
-  /** `ᾱ_t` for t = 0…T−1 (float32). */
-  get alphasCumprod(): Float32Array {
-    return this.#alphasCumprod;
+    super(CLASS_NAME, resolved, values, { notFound: "throw", timesteps: new Float32Array(0), sigmas: "training" });
+    this.#values = values;
   }
 
   /** `max σ` (`linspace`/`trailing` spacing) or `sqrt(max σ² + 1)` (`leading`). */
   get initNoiseSigma(): number {
-    return initNoiseSigmaFor(this.#sigmas, this.#values.timestep_spacing);
-  }
-
-  /** Position in `timesteps` of the next step, `null` until the first `scaleModelInput`/`step`. */
-  get stepIndex(): number | null {
-    return this.#stepIndex;
-  }
-
-  /** The position set with {@linkcode setBeginIndex}, or `null`. */
-  get beginIndex(): number | null {
-    return this.#beginIndex;
-  }
-
-  /**
-   * Starts the run at `timesteps[beginIndex]` instead of locating the first timestep (diffusers `set_begin_index`,
-   * used by image-to-image pipelines). Call it after `setTimesteps`, which clears it.
-   *
-   * @throws {Error} before `setTimesteps`; {@link RangeError} when `beginIndex` is not an integer in
-   *   [0, timesteps.length).
-   */
-  setBeginIndex(beginIndex = 0): void {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "setBeginIndex");
-    this.#beginIndex = checkBeginIndex(beginIndex, this.#timesteps.length);
+    return initNoiseSigmaFor(this.sigmas, this.#values.timestep_spacing);
   }
 
   /**
@@ -185,9 +120,9 @@ export class LMSDiscreteScheduler implements Scheduler {
     const v = this.#values;
     const n = checkNumInferenceSteps(numInferenceSteps, v.num_train_timesteps);
     let timesteps: ArrayLike<number> = sigmaTimesteps(v.timestep_spacing, v.num_train_timesteps, n, v.steps_offset);
-    let sigmas: Float64Array = interpOnIndexGrid(timesteps, this.#trainSigmas);
+    let sigmas: Float64Array = interpOnIndexGrid(timesteps, this.trainSigmas);
     if (v.use_karras_sigmas || v.use_exponential_sigmas || v.use_beta_sigmas) {
-      if (this.#trainSigmas.length < 2) {
+      if (this.trainSigmas.length < 2) {
         throw new RangeError(`${CLASS_NAME}: σ re-spacing needs num_train_timesteps >= 2: got 1`);
       }
       const inMin = sigmas[sigmas.length - 1]!, inMax = sigmas[0]!;
@@ -199,33 +134,10 @@ export class LMSDiscreteScheduler implements Scheduler {
         const hi = hiddenSigmaBound(this.config, "sigma_max", CLASS_NAME) ?? inMax;
         sigmas = v.use_exponential_sigmas ? exponentialSigmas(lo, hi, n) : betaSigmas(lo, hi, n);
       }
-      timesteps = Float32Array.from(sigmas, (s) => sigmaToT(s, this.#logSigmas));
+      timesteps = Float32Array.from(sigmas, (s) => sigmaToT(s, this.logSigmas));
     }
-    const all = new Float32Array(sigmas.length + 1);
-    all.set(sigmas);
-    this.#sigmas = all;
-    this.#timesteps = Float32Array.from(timesteps);
-    this.#numInferenceSteps = n;
-    this.#stepIndex = null;
-    this.#beginIndex = null;
+    this.startSchedule(Float32Array.from(timesteps), appendFinalSigma(sigmas, 0));
     this.#derivatives = [];
-  }
-
-  #initStepIndex(timestep: number, what: string): number {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, what);
-    if (typeof timestep !== "number" || !Number.isFinite(timestep)) {
-      throw new TypeError(`${CLASS_NAME}.${what}: timestep must be a finite number: got ${String(timestep)}`);
-    }
-    if (this.#stepIndex === null) {
-      this.#stepIndex = this.#beginIndex ?? indexForTimestep(this.#timesteps, timestep, "throw", CLASS_NAME);
-    }
-    const i = this.#stepIndex;
-    if (i >= this.#timesteps.length) {
-      throw new RangeError(
-        `${CLASS_NAME}.${what}: all ${this.#timesteps.length} steps are done; call setTimesteps() to start a new run`,
-      );
-    }
-    return i;
   }
 
   /**
@@ -234,8 +146,8 @@ export class LMSDiscreteScheduler implements Scheduler {
    * @throws {Error} before `setTimesteps`; {@link RangeError} for a timestep that is not in `timesteps`.
    */
   scaleModelInput(sample: Tensor, timestep: number): Tensor {
-    const i = this.#initStepIndex(timestep, "scaleModelInput");
-    return scaleBySigma(sample, this.#sigmas[i]!);
+    const i = this.locateStep(timestep, "scaleModelInput");
+    return scaleBySigma(sample, this.sigmas[i]!);
   }
 
   /**
@@ -246,8 +158,9 @@ export class LMSDiscreteScheduler implements Scheduler {
    *   number; {@link RangeError} for a timestep that is not in `timesteps` or a step past the end.
    */
   step(modelOutput: Tensor, timestep: number, sample: Tensor, _options?: StepOptions): StepOutput {
-    const i = this.#initStepIndex(timestep, "step");
-    const sigma = this.#sigmas[i]!;
+    const i = this.locateStep(timestep, "step");
+    const sigmas = this.sigmas;
+    const sigma = sigmas[i]!;
     // 1. x̂₀ from the σ-scaled prediction
     const predOriginalSample = originalFromSigma(this.#values.prediction_type, modelOutput, sample, sigma);
     // 2. the ODE derivative d = (x − x̂₀)/σ
@@ -263,13 +176,13 @@ export class LMSDiscreteScheduler implements Scheduler {
     const acc = new Float32Array(size);
     const terms = Math.min(order, this.#derivatives.length);
     for (let j = 0; j < terms; j++) {
-      const c = f32(lmsCoefficient(this.#sigmas, order, i, j));
+      const c = f32(lmsCoefficient(sigmas, order, i, j));
       const d = this.#derivatives[this.#derivatives.length - 1 - j]!;
       for (let k = 0; k < size; k++) acc[k] = j === 0 ? c * d[k]! : acc[k]! + f32(c * d[k]!);
     }
     const prev = new Float32Array(size);
     for (let k = 0; k < size; k++) prev[k] = x[k]! + acc[k]!;
-    this.#stepIndex = i + 1;
+    this.advanceStep();
     return { prevSample: new Tensor(prev, sample.shape), predOriginalSample };
   }
 
@@ -282,15 +195,7 @@ export class LMSDiscreteScheduler implements Scheduler {
    *   {@link RangeError} for a timestep that is not in `timesteps`.
    */
   addNoise(originalSamples: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
-    if (this.#numInferenceSteps === null) notReady(CLASS_NAME, "addNoise");
-    const batch = originalSamples.shape[0] ?? 1;
-    const sig = noiseSigmasFor(
-      timesteps,
-      batch,
-      this.#sigmas,
-      (t) => indexForTimestep(this.#timesteps, t, "throw", CLASS_NAME),
-      { beginIndex: this.#beginIndex, stepIndex: this.#stepIndex },
-    );
+    const sig = this.noiseSigmas(timesteps, originalSamples.shape[0] ?? 1);
     return mapNoised(originalSamples, noise, sig.length, (x, e, g) => x + f32(e * sig[g]!));
   }
 }

@@ -3,46 +3,23 @@ import { f32, Tensor } from "../tensor/mod.ts";
 import { lmsCoefficient, lmsCoefficientExact, LMSDiscreteScheduler } from "./lms_discrete.ts";
 import {
   assertClose,
-  dummyDeter,
-  dummyModel,
+  assertDiffusersResult,
+  diffusersSigmaLoop,
   loadDiffusersTest,
   loadGzJson,
-  loadSchedulerFixture,
-  replayFixture,
+  replaySchedulerFixture,
 } from "./_fixture_test_utils.ts";
 import { runSchedulerConformance } from "./_conformance_test_utils.ts";
 
 Deno.test("LMSDiscreteScheduler replays every diffusers reference run in lms_discrete.json.gz", async (t) => {
-  const fixture = await loadSchedulerFixture("lms_discrete");
-  assert.equal(fixture.runs.length, 10);
-  const reports = await replayFixture(t, fixture, {
+  // The coefficients reproduce scipy's quadrature, so the runs are bit-identical, not merely within 1e-5.
+  await replaySchedulerFixture(t, "lms_discrete", { runs: 10, bitExact: true }, {
     create: (c) => new LMSDiscreteScheduler(c),
     tolerance: 1e-5,
     sigmas: (s) => (s as LMSDiscreteScheduler).sigmas,
     sigmaTolerance: 0,
   });
-  assert.equal(reports.length, 10);
-  // The coefficients reproduce scipy's quadrature, so the runs are bit-identical, not merely within 1e-5.
-  for (const r of reports) assert.equal(r.worst.absError, 0, `${r.id}: ${r.worst.where}`);
 });
-
-/** diffusers' LMS/Euler test loop: the scaled sample is also what `step` receives (a quirk of those tests). */
-function diffusersLoop(
-  scheduler: LMSDiscreteScheduler,
-  numInferenceSteps: number,
-  tStart = 0,
-): Tensor {
-  scheduler.setTimesteps(numInferenceSteps);
-  const sigma0 = f32(scheduler.initNoiseSigma);
-  let sample = new Tensor(dummyDeter().data.map((x) => x * sigma0), [4, 3, 8, 8]);
-  const timesteps = Array.from(scheduler.timesteps).slice(tStart);
-  if (tStart > 0) sample = scheduler.addNoise(sample, dummyDeter(true), timesteps[0]!);
-  for (const t of timesteps) {
-    sample = scheduler.scaleModelInput(sample, t);
-    sample = scheduler.step(dummyModel(sample, t), t, sample).prevSample;
-  }
-  return sample;
-}
 
 Deno.test("LMSDiscreteScheduler reproduces diffusers' test_scheduler_lms.py full loops", async (t) => {
   const base = { num_train_timesteps: 1100, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear" };
@@ -55,13 +32,11 @@ Deno.test("LMSDiscreteScheduler reproduces diffusers' test_scheduler_lms.py full
   for (const [name, overrides, tStart] of cases) {
     await t.step(name, async () => {
       const ref = await loadDiffusersTest(`test_scheduler_lms.py::${name}`);
-      const out = diffusersLoop(new LMSDiscreteScheduler({ ...base, ...overrides }), 10, tStart);
-      assertClose(out.data, ref.final_sample, 1e-5, name);
-      let sum = 0;
-      for (const v of out.data) sum += Math.abs(v);
-      const tolSum = name.includes("karras") ? 2e-2 : 1e-2;
-      assert.ok(Math.abs(sum - ref.expected_result_sum) < tolSum, `${name}: sum ${sum} vs ${ref.expected_result_sum}`);
-      assert.ok(Math.abs(sum / out.size - ref.expected_result_mean) < 1e-3, `${name}: mean ${sum / out.size}`);
+      const out = diffusersSigmaLoop(new LMSDiscreteScheduler({ ...base, ...overrides }), {
+        numInferenceSteps: 10,
+        tStart,
+      });
+      assertDiffusersResult(out, ref, { tolerance: 1e-5, sumTolerance: name.includes("karras") ? 2e-2 : 1e-2 });
     });
   }
 });

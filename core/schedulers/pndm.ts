@@ -7,14 +7,8 @@
  * @module
  */
 import { assertSameShape, f32, Tensor } from "../tensor/mod.ts";
-import {
-  addNoiseAlphas,
-  checkIntegerTimestep,
-  checkNumInferenceSteps,
-  makeScheduleTables,
-  spacedTimesteps,
-  TIMESTEP_SPACINGS,
-} from "./_betas.ts";
+import { checkIntegerTimestep, checkNumInferenceSteps, spacedTimesteps, TIMESTEP_SPACINGS } from "./_betas.ts";
+import { AlphaBarScheduler } from "./_base.ts";
 import { boolean, COMMON_FIELDS, defineConfig, oneOf } from "./_config.ts";
 import type { Scheduler, StepOptions, StepOutput } from "./types.ts";
 
@@ -44,6 +38,10 @@ const TWENTY_FOURTH = f32(1 / 24);
  * second timestep): call the model and `step` once per entry. Holds per-run state (the ε history): create one per
  * generation; `setTimesteps` resets it.
  *
+ * Inherited ᾱ-scheduler members (shared with {@linkcode DDIMScheduler}): `config`, `initNoiseSigma` (1), `order` (1),
+ * `timesteps`, `numInferenceSteps`, `alphasCumprod`, `finalAlphaCumprod`, `scaleModelInput` (the identity) and
+ * `addNoise` (√ᾱ_t·x₀ + √(1−ᾱ_t)·ε).
+ *
  * @example
  * ```ts
  * import { PNDMScheduler } from "@ldm/core/schedulers";
@@ -52,23 +50,13 @@ const TWENTY_FOURTH = f32(1 / 24);
  * console.log(scheduler.timesteps); // [852, 710, 710, 568, 426, 284, 142, 0]
  * ```
  */
-export class PNDMScheduler implements Scheduler {
+export class PNDMScheduler extends AlphaBarScheduler implements Scheduler {
   /** `"PNDMScheduler"`. */
   readonly className = "PNDMScheduler";
-  /** The resolved config (diffusers' keys), frozen. */
-  readonly config: Readonly<Record<string, unknown>>;
-  /** Always 1. */
-  readonly initNoiseSigma = 1.0;
-  /** diffusers' `order` attribute for PNDM is 1 (one model evaluation per `timesteps` entry). */
-  readonly order = 1;
 
   readonly #cfg: ReturnType<typeof PNDM_CONFIG.resolve>["values"];
-  readonly #alphasCumprod: Float32Array;
-  readonly #finalAlphaCumprod: number;
-  #numInferenceSteps: number | null = null;
   #prkTimesteps: readonly number[] = Object.freeze([]);
   #plmsTimesteps: readonly number[] = Object.freeze([]);
-  #timesteps: readonly number[] = Object.freeze([]);
 
   // Per-run state, reset by setTimesteps (diffusers: ets, counter, cur_model_output, cur_sample).
   #ets: Tensor[] = [];
@@ -82,16 +70,9 @@ export class PNDMScheduler implements Scheduler {
    * `prediction_type: "sample"`, which diffusers' PNDM rejects).
    */
   constructor(config: Record<string, unknown> = {}) {
-    const resolved = PNDM_CONFIG.resolve(config);
-    this.#cfg = resolved.values;
-    this.config = resolved.config;
-    this.#alphasCumprod = makeScheduleTables(this.#cfg, this.className).alphasCumprod;
-    this.#finalAlphaCumprod = this.#cfg.set_alpha_to_one ? 1.0 : this.#alphasCumprod[0]!;
-  }
-
-  /** PRK timesteps followed by PLMS timesteps (diffusers' `timesteps`). Empty before {@linkcode setTimesteps}. */
-  get timesteps(): readonly number[] {
-    return this.#timesteps;
+    const { values, config: resolved } = PNDM_CONFIG.resolve(config);
+    super(PNDM_CONFIG.className, resolved, values);
+    this.#cfg = values;
   }
 
   /** The PRK part of {@linkcode timesteps} (empty with `skip_prk_steps`). */
@@ -102,21 +83,6 @@ export class PNDMScheduler implements Scheduler {
   /** The PLMS part of {@linkcode timesteps}. */
   get plmsTimesteps(): readonly number[] {
     return this.#plmsTimesteps;
-  }
-
-  /** The `numInferenceSteps` of the last {@linkcode setTimesteps}, or `null`. */
-  get numInferenceSteps(): number | null {
-    return this.#numInferenceSteps;
-  }
-
-  /** ᾱ_t for t = 0…T−1 (a copy). */
-  get alphasCumprod(): Float32Array {
-    return this.#alphasCumprod.slice();
-  }
-
-  /** ᾱ used when the previous timestep is before 0: 1 with `set_alpha_to_one`, else ᾱ_0. */
-  get finalAlphaCumprod(): number {
-    return this.#finalAlphaCumprod;
   }
 
   /**
@@ -151,17 +117,12 @@ export class PNDMScheduler implements Scheduler {
     }
     this.#prkTimesteps = Object.freeze(prk);
     this.#plmsTimesteps = Object.freeze(plms);
-    this.#timesteps = Object.freeze([...prk, ...plms]);
-    this.#numInferenceSteps = n;
+    // diffusers' `timesteps`: the PRK timesteps followed by the PLMS ones.
+    this.startSchedule([...prk, ...plms], n);
     this.#ets = [];
     this.#counter = 0;
     this.#curModelOutput = null;
     this.#curSample = null;
-  }
-
-  /** Identity (PNDM does not scale the model input); returns `sample` itself. */
-  scaleModelInput(sample: Tensor, _timestep: number): Tensor {
-    return sample;
   }
 
   /**
@@ -173,9 +134,7 @@ export class PNDMScheduler implements Scheduler {
    * timestep that is not an integer in [0, T).
    */
   step(modelOutput: Tensor, timestep: number, sample: Tensor, _options: StepOptions = {}): StepOutput {
-    if (this.#numInferenceSteps === null) {
-      throw new Error("PNDMScheduler.step() called before setTimesteps(): call setTimesteps(numInferenceSteps) first");
-    }
+    this.requireSchedule("step()");
     assertSameShape(modelOutput, sample, ["modelOutput", "sample"]);
     checkIntegerTimestep(timestep, this.#cfg.num_train_timesteps);
     if (this.#curSample !== null) assertSameShape(sample, this.#curSample, ["sample", "the previous steps' sample"]);
@@ -190,7 +149,7 @@ export class PNDMScheduler implements Scheduler {
    * interval, combined as (e₁ + 2e₂ + 2e₃ + e₄)/6, each stage transferring from the sample at the start of the interval.
    */
   #stepPrk(modelOutput: Tensor, timestep: number, sample: Tensor): Tensor {
-    const n = this.#numInferenceSteps!;
+    const n = this.numInferenceSteps!;
     const T = this.#cfg.num_train_timesteps;
     const c = this.#counter;
     // 1. stage target: half an interval for stages 1–2 (even counters), the same point for odd ones
@@ -227,7 +186,7 @@ export class PNDMScheduler implements Scheduler {
    * the average of two estimates (a Heun-like start).
    */
   #stepPlms(modelOutput: Tensor, timestep: number, sample: Tensor): Tensor {
-    const n = this.#numInferenceSteps!;
+    const n = this.numInferenceSteps!;
     const ratio = Math.floor(this.#cfg.num_train_timesteps / n);
     if (!this.#cfg.skip_prk_steps && this.#ets.length < 3) {
       // Unreachable through step(); kept as diffusers' guard.
@@ -289,8 +248,8 @@ export class PNDMScheduler implements Scheduler {
    * with ε = √ᾱ_t·v + √(1−ᾱ_t)·x for v-prediction.
    */
   #getPrevSample(sample: Tensor, timestep: number, prevTimestep: number, modelOutput: Tensor): Tensor {
-    const alphaProdT = this.#alphasCumprod[checkIntegerTimestep(timestep, this.#cfg.num_train_timesteps)]!;
-    const alphaProdTPrev = prevTimestep >= 0 ? this.#alphasCumprod[prevTimestep]! : this.#finalAlphaCumprod;
+    const alphaProdT = this.alphaProd(checkIntegerTimestep(timestep, this.#cfg.num_train_timesteps));
+    const alphaProdTPrev = this.alphaProd(prevTimestep);
     const betaProdT = f32(1 - alphaProdT);
     const betaProdTPrev = f32(1 - alphaProdTPrev);
     const x = sample.data;
@@ -309,14 +268,5 @@ export class PNDMScheduler implements Scheduler {
     const out = new Float32Array(x.length);
     for (let i = 0; i < out.length; i++) out[i] = f32(sampleCoeff * x[i]!) - f32(f32(diff * eps[i]!) / denom);
     return new Tensor(out, sample.shape);
-  }
-
-  /**
-   * The forward process q(x_t | x₀) = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε (diffusers `add_noise`).
-   *
-   * @throws {TypeError|RangeError} on mismatched shapes or invalid timesteps.
-   */
-  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
-    return addNoiseAlphas(this.#alphasCumprod, originalSamples, noise, timesteps);
   }
 }

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { absMean, absSum, Tensor } from "../tensor/mod.ts";
+import { Tensor } from "../tensor/mod.ts";
 import { PNDMScheduler } from "./pndm.ts";
 import { DDIMScheduler } from "./ddim.ts";
 import { runSchedulerConformance } from "./_conformance_test_utils.ts";
 import {
   assertClose,
+  assertDiffusersResult,
   dummyDeter,
   dummyModel,
   fixtureBaseSample,
@@ -12,18 +13,16 @@ import {
   loadDiffusersTest,
   loadGzJson,
   loadSchedulerFixture,
-  replayFixture,
+  replaySchedulerFixture,
 } from "./_fixture_test_utils.ts";
 
 const BASE = { num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear" };
 
 Deno.test("PNDMScheduler replays every run of pndm.json.gz bit for bit (and rejects diffusers' failing ones)", async (t) => {
-  const fixture = await loadSchedulerFixture("pndm");
-  assert.equal(fixture.runs.length, 16);
-  assert.equal(fixture.runs.filter((r) => r.status === "error").length, 2);
-  const reports = await replayFixture(t, fixture, { create: (c) => new PNDMScheduler(c), tolerance: 1e-6 });
-  assert.equal(reports.length, 14);
-  for (const r of reports) assert.equal(r.worst.absError, 0, `${r.id}: ${JSON.stringify(r.worst)}`);
+  await replaySchedulerFixture(t, "pndm", { runs: 16, rejected: 2, bitExact: true }, {
+    create: (c) => new PNDMScheduler(c),
+    tolerance: 1e-6,
+  });
 });
 
 /** diffusers' `full_loop` of tests/schedulers/test_scheduler_pndm.py: step_prk over prk_timesteps, then step_plms. */
@@ -48,11 +47,7 @@ Deno.test("PNDMScheduler reproduces diffusers' test_scheduler_pndm.py full loops
   for (const [name, config] of cases) {
     await t.step(name, async () => {
       const ref = await loadDiffusersTest(`test_scheduler_pndm.py::${name}`);
-      const sample = fullLoop(config);
-      const w = assertClose(sample.data, ref.final_sample, 1e-6, name);
-      assert.equal(w.absError, 0, "bit-exact against diffusers' final sample");
-      assert.ok(Math.abs(absSum(sample) - ref.expected_result_sum) < 1e-2, `sum ${absSum(sample)}`);
-      assert.ok(Math.abs(absMean(sample) - ref.expected_result_mean) < 1e-3, `mean ${absMean(sample)}`);
+      assertDiffusersResult(fullLoop(config), ref, { tolerance: 1e-6, bitExact: true });
     });
   }
 });
