@@ -30,6 +30,16 @@ import {
   unprocessable,
 } from "./errors.ts";
 import { readJson, readSuperResolutionInput } from "./_inputs.ts";
+import { type Attachment, SharedRun } from "./_shared_run.ts";
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  IdempotencyStore,
+  IDEMPOTENT_REPLAYED_HEADER,
+  parseIdempotencyKey,
+  requestFingerprint,
+  sha256Hex,
+  type StoredResponse,
+} from "./idempotency.ts";
 import { probeImage } from "./_image_probe.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
@@ -45,7 +55,10 @@ import {
 import type { ModelDescriptor, PipelineRunner, TextToImageJob } from "./runner.ts";
 
 /** The part of {@linkcode ServerConfig} the app uses. */
-export type AppConfig = Pick<ServerConfig, "functions" | "apiKeys" | "limits" | "queue" | "requestTimeoutMs">;
+export type AppConfig = Pick<
+  ServerConfig,
+  "functions" | "apiKeys" | "limits" | "queue" | "requestTimeoutMs" | "idempotency"
+>;
 
 /** Shared between the server and the app: set `shuttingDown` to refuse new work and fail readiness. */
 export interface ServerState {
@@ -87,6 +100,24 @@ const ROUTES = new Set([
 ]);
 
 const SSE_KEEPALIVE_MS = 15_000;
+
+const SSE_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-cache",
+  "X-Accel-Buffering": "no",
+};
+
+const TEXT = new TextEncoder();
+
+/** A generation request that carries an `Idempotency-Key`, with its body read for the fingerprint. */
+interface KeyedRequest {
+  /** The key, unquoted. */
+  key: string;
+  /** The body's bytes. */
+  body: Uint8Array<ArrayBuffer>;
+  /** A copy of the request over those bytes, for the parsers (the original's body is consumed). */
+  request: Request;
+}
 
 function toModelInfo(m: ModelDescriptor, state: ModelInfo["status"]): ModelInfo {
   return {
@@ -135,6 +166,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     observer: observeRuns(metrics),
   });
   const limits = config.limits;
+  const idempotency = new IdempotencyStore<SharedRun>({
+    ttlMs: config.idempotency.ttlMs,
+    maxBytes: config.idempotency.maxBytes,
+    clock,
+  });
   let openapi: Record<string, unknown> | null = null;
 
   metrics.gauge("ldm_queue_depth", "Requests waiting for a generation slot.", () => queue.depth);
@@ -144,6 +180,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     "ldm_ready",
     "1 when the models are loaded and the server accepts work.",
     () => runner.status().state === "ready" && !state.shuttingDown ? 1 : 0,
+  );
+  metrics.gauge(
+    "ldm_idempotency_stored_responses",
+    "Responses kept for Idempotency-Key replays.",
+    () => idempotency.storedCount,
+  );
+  metrics.gauge(
+    "ldm_idempotency_stored_bytes",
+    "Bytes the responses kept for Idempotency-Key replays hold (LDM_IDEMPOTENCY_MAX_BYTES caps it).",
+    () => idempotency.storedBytes,
   );
 
   const app = new Hono<Env>();
@@ -280,45 +326,70 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   /**
-   * Queues the work and answers in the negotiated form. The work is cancelled when the client disconnects or the
-   * request's deadline passes (504).
+   * Starts a run of `work` on behalf of the request in `c`: its deadline counts from `arrivedAt`, its response is
+   * rendered once (with this request's id in the body) for every client of the run, and its failure is logged and
+   * counted once. `graceMs` is how long it outlives its last client (0 without an `Idempotency-Key`).
    */
-  function respond(
+  function startRun(
     c: Context<Env>,
     work: QueueWork,
     mode: ResponseMode,
     model: ModelDescriptor,
     arrivedAt: number,
-  ): Response | Promise<Response> {
+    graceMs: number,
+  ): SharedRun {
     const rid = c.get("requestId");
-    const ac = new AbortController();
-    const remaining = Math.max(1, config.requestTimeoutMs - (clock.now() - arrivedAt));
-    const timer = setTimeout(() =>
-      ac.abort(
-        new AbortReason("timeout", `The request did not finish within ${config.requestTimeoutMs} ms and was cancelled`),
-      ), remaining);
-    const clientSignal = c.req.raw.signal;
-    const onClientGone = () => ac.abort(new AbortReason("client_disconnect", "The client disconnected"));
-    clientSignal.addEventListener("abort", onClientGone, { once: true });
-    const cleanup = () => {
-      clearTimeout(timer);
-      clientSignal.removeEventListener("abort", onClientGone);
-    };
-    const countCancel = (e: unknown) => {
+    const run = new SharedRun({
+      queue,
+      work,
+      deadlineMs: config.requestTimeoutMs - (clock.now() - arrivedAt),
+      timeoutMs: config.requestTimeoutMs,
+      graceMs,
+      render: (o) => render(o, mode, model, arrivedAt, rid),
+    });
+    run.result.catch((e) => {
       if (e instanceof AbortReason) {
         metrics.cancelled.inc({ reason: e.kind });
         log.info("request cancelled", { request_id: rid, reason: e.kind });
       }
+      if (toApiError(e).status === 500) log.error("generation failed", { request_id: rid, error: e });
+    });
+    return run;
+  }
+
+  /** The body of a successful generation in the negotiated form: JSON, the image bytes, or the final SSE event. */
+  function render(
+    o: QueueOutcome,
+    mode: ResponseMode,
+    model: ModelDescriptor,
+    arrivedAt: number,
+    rid: string,
+  ): StoredResponse {
+    const timings = {
+      queue_ms: round(o.queueMs),
+      inference_ms: round(o.result.inferenceMs),
+      encode_ms: round(o.result.encodeMs),
+      total_ms: round(clock.now() - arrivedAt),
+      batch_size: o.batchSize,
     };
-    let onProgress: ((step: number, total: number) => void) | undefined;
-    let outcome: Promise<QueueOutcome>;
-    try {
-      outcome = queue.submit(work, { signal: ac.signal, onProgress: (s, t) => onProgress?.(s, t) });
-    } catch (e) {
-      cleanup();
-      throw e;
+    if (mode.kind === "image") {
+      const img = o.result.images[0]!;
+      return {
+        status: 200,
+        headers: {
+          "Content-Type": img.contentType,
+          "X-Seed": String(img.seed),
+          "X-Image-Width": String(img.width),
+          "X-Image-Height": String(img.height),
+          "X-Model": model.id,
+          "X-Batch-Size": String(o.batchSize),
+          "Server-Timing":
+            `queue;dur=${timings.queue_ms}, inference;dur=${timings.inference_ms}, encode;dur=${timings.encode_ms}`,
+        },
+        body: img.data,
+      };
     }
-    const body = (o: QueueOutcome): ImageResponse => ({
+    const body: ImageResponse = {
       images: o.result.images.map((img) => ({
         data: img.data.toBase64(),
         content_type: img.contentType,
@@ -326,103 +397,171 @@ export function createApp(deps: AppDeps): Hono<Env> {
         width: img.width,
         height: img.height,
       })),
-      timings: {
-        queue_ms: round(o.queueMs),
-        inference_ms: round(o.result.inferenceMs),
-        encode_ms: round(o.result.encodeMs),
-        total_ms: round(clock.now() - arrivedAt),
-        batch_size: o.batchSize,
-      },
+      timings,
       model: model.id,
       request_id: rid,
-    });
-
+    };
+    const json = JSON.stringify(body);
     if (mode.kind === "sse") {
-      const encoder = new TextEncoder();
-      let closed = false;
-      let keepalive: ReturnType<typeof setInterval> | undefined;
-      const stream = new ReadableStream<Uint8Array>({
-        start(controller) {
-          const send = (text: string) => {
-            if (closed) return;
-            try {
-              controller.enqueue(encoder.encode(text));
-            } catch {
-              closed = true;
-            }
-          };
-          const event = (name: string, data: unknown) => send(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
-          const finish = () => {
-            clearInterval(keepalive);
-            cleanup();
-            if (closed) return;
-            closed = true;
-            try {
-              controller.close();
-            } catch {
-              // already closed by the client
-            }
-          };
-          keepalive = setInterval(() => send(": keep-alive\n\n"), SSE_KEEPALIVE_MS);
-          onProgress = (step, total) => event("progress", { step, total, elapsed_ms: round(clock.now() - arrivedAt) });
-          outcome.then(
-            (o) => {
-              event("result", body(o));
-              finish();
-            },
-            (e) => {
-              countCancel(e);
-              const err = toApiError(e);
-              if (err.status === 500) log.error("generation failed", { request_id: rid, error: e });
-              if (err.status !== CLIENT_CLOSED_REQUEST) event("error", err.body(rid));
-              finish();
-            },
-          );
-        },
-        cancel() {
-          closed = true;
-          clearInterval(keepalive);
-          ac.abort(new AbortReason("client_disconnect", "The client closed the event stream"));
-        },
-      });
-      return new Response(stream, {
-        headers: {
-          "Content-Type": "text/event-stream; charset=utf-8",
-          "Cache-Control": "no-cache",
-          "X-Accel-Buffering": "no",
-          "X-Request-Id": rid,
-        },
-      });
+      return { status: 200, headers: SSE_HEADERS, body: TEXT.encode(`event: result\ndata: ${json}\n\n`) };
     }
+    return { status: 200, headers: { "Content-Type": "application/json" }, body: TEXT.encode(json) };
+  }
 
-    return outcome.then(
-      (o) => {
-        cleanup();
-        if (mode.kind === "image") {
-          const img = o.result.images[0]!;
-          const t = body({ ...o, result: { ...o.result, images: [] } }).timings;
-          return new Response(img.data, {
-            headers: {
-              "Content-Type": img.contentType,
-              "X-Request-Id": rid,
-              "X-Seed": String(img.seed),
-              "X-Image-Width": String(img.width),
-              "X-Image-Height": String(img.height),
-              "X-Model": model.id,
-              "X-Batch-Size": String(o.batchSize),
-              "Server-Timing": `queue;dur=${t.queue_ms}, inference;dur=${t.inference_ms}, encode;dur=${t.encode_ms}`,
-            },
-          });
-        }
-        return c.json(body(o));
+  /** A response from rendered bytes, with this request's id (and the replay mark when it did not run them). */
+  function toResponse(stored: StoredResponse, rid: string, replayed: boolean): Response {
+    const headers = new Headers(stored.headers);
+    headers.set("X-Request-Id", rid);
+    if (replayed) headers.set(IDEMPOTENT_REPLAYED_HEADER, "true");
+    return new Response(stored.body, { status: stored.status, headers });
+  }
+
+  /**
+   * Answers one request from `run` in its negotiated form: JSON or image bytes once the run ends, or an event stream
+   * at once (`progress` from now on, then `result` or `error`). A client that leaves lets go of the run; the last one
+   * to leave cancels it (after the run's grace period).
+   */
+  function answer(
+    c: Context<Env>,
+    run: SharedRun,
+    mode: ResponseMode,
+    arrivedAt: number,
+    replayed: boolean,
+  ): Response | Promise<Response> {
+    const rid = c.get("requestId");
+    const clientSignal = c.req.raw.signal;
+    if (mode.kind !== "sse") return run.wait(clientSignal).then((stored) => toResponse(stored, rid, replayed));
+
+    let closed = false;
+    let keepalive: ReturnType<typeof setInterval> | undefined;
+    let attachment: Attachment | undefined;
+    const release = (reason: AbortReason) => {
+      closed = true;
+      clearInterval(keepalive);
+      clientSignal.removeEventListener("abort", onGone);
+      attachment?.detach(reason);
+    };
+    let closeStream = () => {};
+    // The connection going away ends this stream; the run itself goes on while others wait for it.
+    const onGone = () => closeStream();
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const send = (bytes: Uint8Array) => {
+          if (closed) return;
+          try {
+            controller.enqueue(bytes);
+          } catch {
+            closed = true;
+          }
+        };
+        const event = (name: string, data: unknown) =>
+          send(TEXT.encode(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`));
+        closeStream = () => {
+          const wasClosed = closed;
+          release(new AbortReason("client_disconnect", "The client disconnected"));
+          if (wasClosed) return;
+          try {
+            controller.close();
+          } catch {
+            // already closed by the client
+          }
+        };
+        keepalive = setInterval(() => send(TEXT.encode(": keep-alive\n\n")), SSE_KEEPALIVE_MS);
+        clientSignal.addEventListener("abort", onGone, { once: true });
+        attachment = run.attach(
+          clientSignal,
+          (step, total) => event("progress", { step, total, elapsed_ms: round(clock.now() - arrivedAt) }),
+        );
+        run.result.then(
+          (stored) => {
+            send(stored.body);
+            closeStream();
+          },
+          (e) => {
+            const err = toApiError(e);
+            // `status` spares clients guessing the HTTP status of an error that arrives after the 200 went out.
+            if (err.status !== CLIENT_CLOSED_REQUEST) event("error", { ...err.body(rid), status: err.status });
+            closeStream();
+          },
+        );
+        if (clientSignal.aborted) closeStream();
       },
-      (e) => {
-        cleanup();
-        countCancel(e);
-        if (toApiError(e).status === 500) log.error("generation failed", { request_id: rid, error: e });
-        throw e;
+      cancel() {
+        release(new AbortReason("client_disconnect", "The client closed the event stream"));
       },
-    );
+    });
+    const headers = new Headers(SSE_HEADERS);
+    headers.set("X-Request-Id", rid);
+    if (replayed) headers.set(IDEMPOTENT_REPLAYED_HEADER, "true");
+    return new Response(stream, { headers });
+  }
+
+  /**
+   * Runs `work` and answers, or, for a request with an `Idempotency-Key`, replays the stored response of the same
+   * request, joins its run in progress, or refuses a key reused for a different request (422).
+   */
+  async function respond(
+    c: Context<Env>,
+    work: QueueWork,
+    mode: ResponseMode,
+    model: ModelDescriptor,
+    arrivedAt: number,
+    keyed: KeyedRequest | null,
+  ): Promise<Response> {
+    if (keyed === null) return await answer(c, startRun(c, work, mode, model, arrivedAt, 0), mode, arrivedAt, false);
+    const { key, request, body } = keyed;
+    const [scope, fingerprint] = await Promise.all([idempotencyScope(c), requestFingerprint(request, body)]);
+    // From here to `begin`, nothing awaits: two duplicates cannot both find the key absent.
+    const found = idempotency.lookup(scope, key, fingerprint);
+    switch (found.kind) {
+      case "mismatch":
+        throw unprocessable(
+          IDEMPOTENCY_KEY_HEADER,
+          `${IDEMPOTENCY_KEY_HEADER} ${JSON.stringify(key)} was already used for a different request ` +
+            `(${found.state === "running" ? "still running" : "completed"}); send a new key for a new request`,
+          "idempotency_key_mismatch",
+        );
+      case "done":
+        metrics.replays.inc({ task: work.task, source: "stored" });
+        return toResponse(found.response, c.get("requestId"), true);
+      case "running":
+        metrics.replays.inc({ task: work.task, source: "in_flight" });
+        return await answer(c, found.run, mode, arrivedAt, true);
+      case "absent": {
+        const run = startRun(c, work, mode, model, arrivedAt, config.idempotency.graceMs);
+        idempotency.begin(scope, key, fingerprint, run);
+        run.result.then(
+          (stored) => idempotency.finish(scope, key, run, stored),
+          () => idempotency.finish(scope, key, run, null),
+        );
+        return await answer(c, run, mode, arrivedAt, false);
+      }
+    }
+  }
+
+  /**
+   * Whose keys these are: a digest of the bearer key (the store holds no API key in clear), or, without keys, the
+   * client's address as the server saw it (best effort: behind a proxy every client shares one scope).
+   */
+  async function idempotencyScope(c: Context<Env>): Promise<string> {
+    if (config.apiKeys.length > 0) {
+      const token = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+      return `key:${await sha256Hex(token)}`;
+    }
+    const info = c.env as { remoteAddr?: { hostname?: string } } | undefined;
+    return `anonymous:${info?.remoteAddr?.hostname ?? ""}`;
+  }
+
+  /**
+   * The `Idempotency-Key` of a generation request, and for a keyed one its body read into memory (the fingerprint
+   * needs the bytes) with a copy of the request to parse.
+   */
+  async function readKeyed(c: Context<Env>): Promise<KeyedRequest | null> {
+    const key = parseIdempotencyKey(c.req.header(IDEMPOTENCY_KEY_HEADER));
+    if (key === null) return null;
+    const raw = c.req.raw;
+    const body = new Uint8Array(await raw.arrayBuffer());
+    return { key, body, request: new Request(raw.url, { method: raw.method, headers: raw.headers, body }) };
   }
 
   const postLimits = [limitBody] as const;
@@ -430,7 +569,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post("/v1/text-to-image", ...postLimits, async (c) => {
     const arrivedAt = clock.now();
     const model = requireModel("text-to-image");
-    const raw = await readJson(c.req.raw);
+    const keyed = await readKeyed(c);
+    const raw = await readJson(keyed?.request ?? c.req.raw);
     const parsed = textToImageRequestSchema.safeParse(raw);
     if (!parsed.success) throw fromZodError(parsed.error, raw);
     const p = parsed.data;
@@ -504,13 +644,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
       scheduler: p.scheduler ?? null,
       outputFormat: mode.kind === "image" ? mode.format : p.output_format ?? "png",
     };
-    return await respond(c, { task: "text-to-image", job }, mode, model, arrivedAt);
+    return await respond(c, { task: "text-to-image", job }, mode, model, arrivedAt, keyed);
   });
 
   app.post("/v1/super-resolution", ...postLimits, async (c) => {
     const arrivedAt = clock.now();
     const model = requireModel("super-resolution");
-    const input = await readSuperResolutionInput(c.req.raw, c.req.query());
+    const keyed = await readKeyed(c);
+    const input = await readSuperResolutionInput(keyed?.request ?? c.req.raw, c.req.query());
     const parsed = superResolutionParamsSchema.safeParse(input.params);
     if (!parsed.success) throw fromZodError(parsed.error, input.params);
     const p = parsed.data;
@@ -552,7 +693,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         outputFormat: mode.kind === "image" ? mode.format : p.output_format ?? "png",
       },
     };
-    return await respond(c, work, mode, model, arrivedAt);
+    return await respond(c, work, mode, model, arrivedAt, keyed);
   });
 
   return app;

@@ -33,6 +33,16 @@ export interface QueueLimits {
   maxBatchImages: number;
 }
 
+/** How requests with an `Idempotency-Key` are remembered. */
+export interface IdempotencyLimits {
+  /** How long a finished response is replayed, from its completion, in milliseconds (0: none is kept). */
+  ttlMs: number;
+  /** Most bytes the kept responses hold together; least recently used ones are evicted past it (0: none kept). */
+  maxBytes: number;
+  /** How long a keyed run goes on after its last client disconnected, for a retry to pick it up, in ms. */
+  graceMs: number;
+}
+
 /** Validated configuration of a server process. */
 export interface ServerConfig {
   /** Interface to listen on. */
@@ -61,6 +71,8 @@ export interface ServerConfig {
   requestTimeoutMs: number;
   /** How long shutdown lets in-flight work finish before cancelling it, in milliseconds. */
   shutdownGraceMs: number;
+  /** `Idempotency-Key` replay store. */
+  idempotency: IdempotencyLimits;
   /** Lowest log level written. */
   logLevel: LogLevel;
 }
@@ -180,6 +192,24 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     name: "LDM_SHUTDOWN_GRACE_MS",
     default: "25000",
     description: "On SIGTERM/SIGINT, how long in-flight work may finish before it is cancelled (503).",
+  },
+  {
+    name: "LDM_IDEMPOTENCY_TTL_MS",
+    default: String(3600 * 1000),
+    description: "How long the response of a request sent with an Idempotency-Key is replayed to retries with the " +
+      "same key and request, from its completion (0 = only retries arriving while it runs share it).",
+  },
+  {
+    name: "LDM_IDEMPOTENCY_MAX_BYTES",
+    default: String(256 * 1024 * 1024),
+    description: "Most bytes of responses kept for Idempotency-Key replays; the least recently used are evicted " +
+      "beyond it (0 = keep none).",
+  },
+  {
+    name: "LDM_IDEMPOTENCY_GRACE_MS",
+    default: "15000",
+    description: "How long a generation sent with an Idempotency-Key keeps running after its client disconnected, " +
+      "so that a retry can pick it up (0 = cancel at once, as without a key).",
   },
   { name: "LDM_LOG_LEVEL", default: "info", description: "debug, info, warn or error (JSON lines on stdout)." },
 ];
@@ -332,6 +362,11 @@ export function loadConfig(
     },
     requestTimeoutMs: int("LDM_REQUEST_TIMEOUT_MS", 1, 24 * 3600 * 1000),
     shutdownGraceMs: int("LDM_SHUTDOWN_GRACE_MS", 0, 3600 * 1000),
+    idempotency: {
+      ttlMs: int("LDM_IDEMPOTENCY_TTL_MS", 0, 7 * 24 * 3600 * 1000),
+      maxBytes: int("LDM_IDEMPOTENCY_MAX_BYTES", 0, 64 * 1024 * 1024 * 1024),
+      graceMs: int("LDM_IDEMPOTENCY_GRACE_MS", 0, 3600 * 1000),
+    },
     logLevel: logLevel as LogLevel,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -14,6 +14,7 @@ Deno.test("loadConfig() fills every default from CONFIG_VARIABLES", () => {
   assert.equal(c.limits.maxBodyBytes, 10 * 1024 * 1024);
   assert.equal(c.requestTimeoutMs, 300_000);
   assert.equal(c.logLevel, "info");
+  assert.deepEqual(c.idempotency, { ttlMs: 3_600_000, maxBytes: 256 * 1024 * 1024, graceMs: 15_000 });
 });
 
 Deno.test("loadConfig() reads every variable it documents", () => {
@@ -39,6 +40,9 @@ Deno.test("loadConfig() reads every variable it documents", () => {
     LDM_MAX_BATCH_SIZE: "8",
     LDM_REQUEST_TIMEOUT_MS: "60000",
     LDM_SHUTDOWN_GRACE_MS: "5000",
+    LDM_IDEMPOTENCY_TTL_MS: "600000",
+    LDM_IDEMPOTENCY_MAX_BYTES: "1048576",
+    LDM_IDEMPOTENCY_GRACE_MS: "0",
     LDM_LOG_LEVEL: "debug",
   };
   assert.deepEqual(Object.keys(env).sort(), CONFIG_VARIABLES.map((v) => v.name).sort());
@@ -60,6 +64,7 @@ Deno.test("loadConfig() reads every variable it documents", () => {
   });
   assert.deepEqual(c.queue, { concurrency: 2, maxQueue: 0, maxBatchImages: 8 });
   assert.deepEqual([c.requestTimeoutMs, c.shutdownGraceMs, c.logLevel], [60000, 5000, "debug"]);
+  assert.deepEqual(c.idempotency, { ttlMs: 600_000, maxBytes: 1_048_576, graceMs: 0 });
 });
 
 Deno.test("loadConfig() lists every invalid variable with its value", () => {
@@ -70,11 +75,15 @@ Deno.test("loadConfig() lists every invalid variable with its value", () => {
       LDM_LOG_LEVEL: "loud",
       LDM_FUNCTIONS: "txt2img",
       LDM_ALLOW_ANONYMOUS: "maybe",
+      LDM_IDEMPOTENCY_TTL_MS: "-1",
+      LDM_IDEMPOTENCY_MAX_BYTES: "1e9",
     });
     assert.fail("expected a ConfigError");
   } catch (e) {
     assert.ok(e instanceof ConfigError);
-    assert.equal(e.problems.length, 5);
+    assert.equal(e.problems.length, 7);
+    assert.match(e.message, /LDM_IDEMPOTENCY_TTL_MS must be an integer in \[0, 604800000\]: got "-1"/);
+    assert.match(e.message, /LDM_IDEMPOTENCY_MAX_BYTES must be an integer in \[0, 68719476736\]: got "1e9"/);
     assert.match(e.message, /PORT must be an integer in \[0, 65535\]: got "80a"/);
     assert.match(e.message, /LDM_CONCURRENCY must be an integer in \[1, 64\]: got "0"/);
     assert.match(e.message, /LDM_LOG_LEVEL must be one of debug, info, warn, error: got "loud"/);

@@ -159,6 +159,15 @@ export class Metrics {
     ),
   );
 
+  /** Generation requests answered without a run of their own (`Idempotency-Key` retries), by task and source
+   * (`stored`: a finished response replayed; `in_flight`: joined the run still going). */
+  readonly replays: Counter = this.#add(
+    new Counter(
+      "ldm_idempotent_replays_total",
+      "Requests answered by an earlier request's run (Idempotency-Key), by task and source (stored, in_flight).",
+    ),
+  );
+
   #add<F extends Family>(f: F): F {
     this.#families.push(f);
     return f;

@@ -10,6 +10,9 @@
  *   {@linkcode GenerationQueue}, and graceful shutdown on SIGTERM/SIGINT. Entry points: `main.ts` (both functions),
  *   `text_to_image/main.ts`, `super_resolution/main.ts`.
  * - {@linkcode loadConfig} / {@linkcode CONFIG_VARIABLES}: every environment variable, validated once.
+ * - `Idempotency-Key` on both POST endpoints ({@linkcode IdempotencyStore}, {@linkcode parseIdempotencyKey},
+ *   {@linkcode requestFingerprint}): retries of one request run one generation; a finished response is replayed
+ *   with `Idempotent-Replayed: true` for `LDM_IDEMPOTENCY_TTL_MS`.
  * - The ONNX runner itself (which imports onnxruntime-node through `@ldm/core`) is the separate subpath
  *   `@ldm/functions/onnx_runner`, loaded only inside workers.
  *
@@ -33,6 +36,7 @@ export type { AppConfig, AppDeps, ServerState } from "./app.ts";
 export { CONFIG_VARIABLES, ConfigError, isLoopbackHost, loadConfig, LOG_LEVELS } from "./config.ts";
 export type {
   ConfigVariable,
+  IdempotencyLimits,
   LoadConfigOptions,
   LogLevel,
   QueueLimits,
@@ -59,6 +63,15 @@ export type {
   SuperResolutionJob,
   TextToImageJob,
 } from "./runner.ts";
+export {
+  IDEMPOTENCY_KEY_HEADER,
+  IdempotencyStore,
+  IDEMPOTENT_REPLAYED_HEADER,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  parseIdempotencyKey,
+  requestFingerprint,
+} from "./idempotency.ts";
+export type { IdempotencyLookup, IdempotencyStoreOptions, StoredResponse } from "./idempotency.ts";
 export { AbortReason, ApiError, toApiError } from "./errors.ts";
 export type { ErrorType } from "./errors.ts";
 export { negotiate, NotAcceptableError } from "./accept.ts";

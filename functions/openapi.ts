@@ -21,11 +21,30 @@ function errorResponses(statuses: Record<number, string>): Json {
 
 const IMAGE_BINARY = { type: "string", contentMediaType: "application/octet-stream" };
 
+/** The optional `Idempotency-Key` request header of both generation endpoints. */
+const IDEMPOTENCY_KEY_PARAMETER: Json = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  schema: { type: "string", minLength: 1, maxLength: 255 },
+  description: "1–255 visible ASCII characters (a UUID, say), bare or as a quoted string. Retries of the same " +
+    "request (method, path, query, Content-Type, Accept and body) with the same key, under the same API key, run " +
+    "one generation: while it runs they wait for it, afterwards they get its response again (Idempotent-Replayed: " +
+    "true) for LDM_IDEMPOTENCY_TTL_MS. Failures are not kept. The same key for a different request is 422.",
+};
+
 const GENERATION_RESPONSES = (summary: string): Json => ({
   "200": {
     description: `${summary}. JSON by default; the image bytes alone when Accept names an image type and one image ` +
       "is asked for (headers X-Seed, X-Image-Width, X-Image-Height, X-Model, Server-Timing); server-sent events " +
       "(progress*, then result or error) with Accept: text/event-stream.",
+    headers: {
+      "Idempotent-Replayed": {
+        description: "`true` when the response is that of an earlier request with the same Idempotency-Key (a " +
+          "replay, or the run this request joined), not of a generation of its own.",
+        schema: { type: "string", enum: ["true"] },
+      },
+    },
     content: {
       "application/json": { schema: ref("ImageResponse") },
       "image/png": { schema: IMAGE_BINARY },
@@ -39,12 +58,13 @@ const GENERATION_RESPONSES = (summary: string): Json => ({
     },
   },
   ...errorResponses({
-    400: "Malformed JSON or a parameter failing the schema (error.param names it).",
+    400: "Malformed JSON, a parameter failing the schema (error.param names it), or an invalid Idempotency-Key.",
     401: "Missing or invalid API key.",
     406: "No acceptable response form (e.g. only image/png accepted for several images).",
     413: "Body larger than the configured limit.",
     415: "Unsupported Content-Type.",
-    422: "A parameter beyond this server's limits, or an undecodable image.",
+    422: "A parameter beyond this server's limits, an undecodable image, or an Idempotency-Key already used for " +
+      "a different request (idempotency_key_mismatch).",
     429: "Queue full; see Retry-After.",
     503: "Models loading, failed to load, or the server is shutting down.",
     504: "The request did not finish within the configured timeout; the work was cancelled.",
@@ -128,6 +148,7 @@ export function buildOpenApiDocument(functions: readonly Task[]): Json {
     paths["/v1/text-to-image"] = {
       post: {
         summary: "Generate images from text (LDMTextToImagePipeline).",
+        parameters: [IDEMPOTENCY_KEY_PARAMETER],
         requestBody: { required: true, content: { "application/json": { schema: ref("TextToImageRequest") } } },
         responses: GENERATION_RESPONSES("Generated images"),
       },
@@ -144,7 +165,7 @@ export function buildOpenApiDocument(functions: readonly Task[]): Json {
     paths["/v1/super-resolution"] = {
       post: {
         summary: "Upscale an image 4× (LDMSuperResolutionPipeline).",
-        parameters: query,
+        parameters: [...query, IDEMPOTENCY_KEY_PARAMETER],
         requestBody: {
           required: true,
           content: {

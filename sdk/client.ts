@@ -216,6 +216,14 @@ function checkHeaderValue(name: string, v: unknown): string {
   return v;
 }
 
+/** The server's rule for `Idempotency-Key` (1–255 visible ASCII characters), checked before anything is sent. */
+function checkIdempotencyKey(v: unknown): string {
+  if (typeof v !== "string" || !/^[\x21-\x7e]{1,255}$/.test(v)) {
+    throw new TypeError(`idempotencyKey must be 1-255 visible ASCII characters (no spaces): got ${describe(v)}`);
+  }
+  return v;
+}
+
 function checkHeaders(name: string, v: unknown): Record<string, string> {
   if (v === undefined) return {};
   if (v === null || typeof v !== "object" || Array.isArray(v)) {
@@ -596,7 +604,7 @@ export class LdmClient {
     }
     headers.set("accept", options.onProgress ? "text/event-stream" : "application/json");
     if (options.idempotencyKey !== undefined) {
-      headers.set("idempotency-key", checkHeaderValue("idempotencyKey", options.idempotencyKey));
+      headers.set("idempotency-key", checkIdempotencyKey(options.idempotencyKey));
     }
     return headers;
   }

@@ -221,6 +221,9 @@ export const errorResponseSchema = z.object({
     param: z.string().nullable().describe("The request field at fault, e.g. num_inference_steps or prompt[1]."),
   }),
   request_id: z.string(),
+  status: z.int().optional().describe(
+    "In an SSE `error` event only: the HTTP status the same error has as a response (the stream itself is 200).",
+  ),
 }).register(schemaRegistry, { id: "ErrorResponse", description: "Every failure has this shape." });
 
 /** The one error shape of every failed request. */

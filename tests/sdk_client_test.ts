@@ -729,7 +729,15 @@ Deno.test("headers, the API key and the idempotency key go out on every attempt;
     assert.equal(headers.get("accept"), "application/json");
   }
   await rejects(c.models({ maxRetries: 0, headers: { "x-bad": 2 as unknown as string } }), TypeError);
-  await assert.rejects(c.textToImage({ prompt: "x" }, { idempotencyKey: "" }), /idempotencyKey must be a non-empty/);
+  await assert.rejects(c.textToImage({ prompt: "x" }, { idempotencyKey: "" }), /idempotencyKey must be 1-255 visible/);
+  await assert.rejects(
+    c.textToImage({ prompt: "x" }, { idempotencyKey: "a b" }),
+    /idempotencyKey must be 1-255 visible/,
+  );
+  await assert.rejects(
+    c.textToImage({ prompt: "x" }, { idempotencyKey: "k".repeat(256) }),
+    /idempotencyKey must be 1-255 visible/,
+  );
 });
 
 Deno.test("the fetch is called as a plain function, as a browser's window.fetch requires", async () => {
@@ -741,4 +749,47 @@ Deno.test("the fetch is called as a plain function, as a browser's window.fetch 
   };
   await client(server, { fetch }).models();
   assert.deepEqual(receivers, [undefined]);
+});
+
+Deno.test("with an idempotencyKey, a retry after a dropped connection joins the server's run instead of running again", async (t) => {
+  for (const keyed of [true, false]) {
+    await t.step(keyed ? "with a key: one generation" : "without a key: the work runs twice", async () => {
+      // Room to queue, so that without a key the retry waits for the cancelled run instead of getting a 429.
+      const server = inProcessServer({ fake: { stepMs: 2 }, config: { queue: { maxQueue: 4 } } });
+      const { sleeps, clock } = fakeClock();
+      const replayed: (string | null)[] = [];
+      let attempts = 0;
+      const fetch: FetchLike = async (input, init) => {
+        if (++attempts > 1) {
+          const res = await server.fetch(input, init);
+          replayed.push(res.headers.get("idempotent-replayed"));
+          return res;
+        }
+        // The first attempt's connection, as the server sees it: reset once the server has started the work.
+        const connection = new AbortController();
+        server.fetch(input, { ...init, signal: connection.signal }).catch(() => {});
+        await until(() => (server.runner.calls[0]?.stepsRun ?? 0) >= 2);
+        connection.abort();
+        throw new TypeError("connection reset by peer");
+      };
+      const result = await client(server, { fetch, clock }).textToImage(
+        { prompt: "a squirrel", numInferenceSteps: 40, seed: 9 },
+        keyed ? { idempotencyKey: "3f1c2b9e-retry-once" } : {},
+      );
+      assert.equal(attempts, 2);
+      assert.equal(sleeps.length, 1);
+      assert.deepEqual(result.images.map((i) => i.seed), [9]);
+      await server.queue.whenIdle();
+      const runs = server.runner.calls.map((c) => [c.outcome, c.stepsRun]);
+      if (keyed) {
+        assert.deepEqual(runs, [["ok", 40]]);
+        assert.deepEqual(replayed, ["true"]);
+      } else {
+        assert.equal(runs.length, 2);
+        assert.equal(runs[0]![0], "cancelled");
+        assert.deepEqual(runs[1], ["ok", 40]);
+        assert.deepEqual(replayed, [null]);
+      }
+    });
+  }
 });
