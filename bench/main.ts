@@ -13,6 +13,7 @@ const SUITES: Record<string, string> = {
   functions: "./functions.ts",
   convert: "./convert.ts",
   pipelines: "./pipelines.ts",
+  graphs: "./graphs.ts",
 };
 
 function formatTable(suite: BenchSuite): string {

@@ -14,11 +14,13 @@ export {
   defaultExecutionProviders,
   EXECUTION_PROVIDERS_ENV,
   explainProviderFailure,
+  GRAPH_OPTIMIZATION_LEVELS,
   loadOnnxModel,
   parseExecutionProviders,
   silentLogger,
 } from "./session.ts";
 export type {
+  GraphOptimizationLevel,
   Int64Feed,
   LoadOnnxModelOptions,
   Logger,

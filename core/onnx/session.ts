@@ -75,6 +75,55 @@ export interface LoadOnnxModelOptions {
    * repository so a missing WebGPU adapter is probed once, not per component. Filled in by this call.
    */
   knownFailures?: Map<string, string>;
+  /**
+   * onnxruntime's graph optimisation level. `"disabled"` is for a graph that onnxruntime already optimised (see
+   * `optimizedModelFilePath`). @default onnxruntime's default, `"all"`
+   */
+  graphOptimizationLevel?: GraphOptimizationLevel;
+  /**
+   * Write the session-optimised graph here (onnxruntime's `optimizedModelFilePath`; its weights go to
+   * `<file>_data`), so that later loads of that file with `graphOptimizationLevel: "disabled"` skip onnxruntime's
+   * optimisation and pre-packing work (the real-size UNet on CPU: 2.0–2.9 s → 0.55–0.65 s per session, see
+   * bench/PERFORMANCE.md). With `"all"` the file holds layouts for this machine's CPU (NCHWc blocks of its vector
+   * width): make it on the machine that serves, do not ship it.
+   */
+  optimizedModelFilePath?: string;
+}
+
+/** onnxruntime graph optimisation levels. */
+export const GRAPH_OPTIMIZATION_LEVELS = ["disabled", "basic", "extended", "layout", "all"] as const;
+
+/** One of {@linkcode GRAPH_OPTIMIZATION_LEVELS}. */
+export type GraphOptimizationLevel = typeof GRAPH_OPTIMIZATION_LEVELS[number];
+
+/** Checks the tuning options of {@linkcode LoadOnnxModelOptions} and maps them to onnxruntime session options. */
+function tuningOptions(options: LoadOnnxModelOptions): ort.InferenceSession.SessionOptions {
+  const out: ort.InferenceSession.SessionOptions = {};
+  const level = options.graphOptimizationLevel;
+  if (level !== undefined) {
+    if (!GRAPH_OPTIMIZATION_LEVELS.includes(level)) {
+      throw new RangeError(
+        `graphOptimizationLevel must be one of ${GRAPH_OPTIMIZATION_LEVELS.join(", ")}: got ${JSON.stringify(level)}`,
+      );
+    }
+    out.graphOptimizationLevel = level;
+  }
+  const file = options.optimizedModelFilePath;
+  if (file !== undefined) {
+    if (typeof file !== "string" || file === "") {
+      throw new RangeError(`optimizedModelFilePath must be a file path: got ${JSON.stringify(file)}`);
+    }
+    out.optimizedModelFilePath = file;
+    // Graphs over 2 GB cannot be one protobuf file: weights of 1 KiB or more go beside it, as the converter does.
+    out.extra = {
+      session: {
+        "optimized_model_external_initializers_file_name": `${file.split(/[\\/]/).at(-1)}_data`,
+        "optimized_model_external_initializers_min_size_in_bytes": "1024",
+      },
+    };
+  }
+  // (onnxruntime-node 1.30 ignores `freeDimensionOverrides`: fixed sizes come from the converter's --fixed-size.)
+  return out;
 }
 
 /** A loaded ONNX graph. Release it with `dispose()`. */
@@ -201,6 +250,7 @@ export async function loadOnnxModel(
     throw new RangeError(`intraOpNumThreads must be an integer >= 0: got ${intraOp}`);
   }
   if (providers.length === 0) throw new RangeError("executionProviders must name at least one provider: got []");
+  const tuning = tuningOptions(options);
   const compiled = new Set(availableExecutionProviders().map((b) => b.name));
   const failures: string[] = [];
   for (const provider of providers) {
@@ -217,6 +267,7 @@ export async function loadOnnxModel(
     const started = performance.now();
     try {
       const sessionOptions: ort.InferenceSession.SessionOptions = {
+        ...tuning,
         executionProviders: [provider],
         ...(intraOp > 0 ? { intraOpNumThreads: intraOp } : {}),
       };

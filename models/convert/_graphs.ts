@@ -5,6 +5,7 @@
  */
 import { buildAutoencoderKLDecoder, buildAutoencoderKLEncoder } from "../onnx/autoencoder_kl.ts";
 import type { GraphBuilder, WeightSource } from "../onnx/builder.ts";
+import type { GraphVariantOptions } from "../onnx/optimize.ts";
 import { buildLDMBertModel } from "../onnx/ldm_bert.ts";
 import { buildUNet2DModel } from "../onnx/unet_2d.ts";
 import { buildUNet2DConditionModel } from "../onnx/unet_2d_condition.ts";
@@ -20,9 +21,13 @@ export interface GraphSpec {
   file: string;
   /**
    * Builds the graph (weights are read later, when it is saved); its inputs and outputs come from the builder's
-   * `signature`.
+   * `signature`. `optimize`/`fixedDims` make a speed variant (models/onnx/optimize.ts).
    */
-  build(config: Config, weights: WeightSource, options: { dtype: "fp32" | "fp16"; name: string }): GraphBuilder;
+  build(
+    config: Config,
+    weights: WeightSource,
+    options: { dtype: "fp32" | "fp16"; name: string } & GraphVariantOptions,
+  ): GraphBuilder;
 }
 
 /** Model classes → their graphs (dispatch table of the converter). */

@@ -4,17 +4,33 @@
  *
  * Options: `--dtype fp32|fp16` (default fp32), `--components bert,unet,vqvae` (default all), `--variant fp16` (read
  * `*.fp16.safetensors` source weights), `--overwrite`, `--external-data-threshold <bytes>`, `--no-source-hash`,
- * `--quiet`. Ctrl-C stops the conversion and removes the partial output. Exit codes: 0 done, 1 conversion failed,
+ * `--quiet`. Speed variants (bench/PERFORMANCE.md; default: the plain, portable graphs): `--optimize-for
+ * cpu|webgpu|cuda` (onnxruntime contrib operators of that provider), with `--attention`, `--layer-norm`, `--geglu`,
+ * `--group-norm` `fused|plain` and `--upsample subpixel|resize` to override single choices, and `--fixed-size HxW` or
+ * `BxHxW` (the UNet's latent size, B = UNet batch = 2 × images with guidance). Ctrl-C stops the conversion and removes the partial output. Exit codes: 0 done, 1 conversion failed,
  * 2 usage error, 130 interrupted.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { convertPipeline, type ConvertResult } from "./convert.ts";
+import { type OptimizeOptions, parseFixedSize, resolveOptimizations } from "../onnx/optimize.ts";
 import { formatBytes, formatCount, progressRenderer } from "./_progress.ts";
 
 const USAGE = `usage: deno task convert <diffusers-dir> <out-dir> [--dtype fp32|fp16] [--components bert,unet,vqvae]
-                         [--variant fp16] [--overwrite] [--external-data-threshold BYTES] [--no-source-hash] [--quiet]`;
+                         [--variant fp16] [--overwrite] [--external-data-threshold BYTES] [--no-source-hash] [--quiet]
+                         [--optimize-for cpu|webgpu|cuda] [--attention fused|plain] [--layer-norm fused|plain]
+                         [--geglu fused|plain] [--group-norm fused|plain] [--upsample subpixel|resize]
+                         [--fixed-size HxW|BxHxW]`;
+
+/** Fusion flags and the `OptimizeOptions` field each sets. */
+const FUSION_FLAGS = {
+  attention: "attention",
+  "layer-norm": "layerNorm",
+  geglu: "geglu",
+  "group-norm": "groupNorm",
+  upsample: "upsample",
+} as const;
 
 /** The summary table printed after a conversion. */
 export function summary(result: ConvertResult): string {
@@ -66,6 +82,13 @@ export async function main(
         "external-data-threshold": { type: "string" },
         "no-source-hash": { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
+        "optimize-for": { type: "string" },
+        attention: { type: "string" },
+        "layer-norm": { type: "string" },
+        geglu: { type: "string" },
+        "group-norm": { type: "string" },
+        upsample: { type: "string" },
+        "fixed-size": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -95,6 +118,39 @@ export async function main(
       return 2;
     }
   }
+  let optimize: OptimizeOptions | undefined;
+  const fusions = Object.entries(FUSION_FLAGS).filter(([flag]) =>
+    values[flag as keyof typeof FUSION_FLAGS] !== undefined
+  );
+  if (values["optimize-for"] === undefined && fusions.length > 0) {
+    io.err(`--${fusions[0]![0]} needs --optimize-for cpu|webgpu|cuda\n${USAGE}`);
+    return 2;
+  }
+  if (values["optimize-for"] !== undefined) {
+    const o: Record<string, string> = { target: values["optimize-for"] };
+    for (const [flag, field] of fusions) o[field] = values[flag as keyof typeof FUSION_FLAGS] as string;
+    try {
+      // Validated here so that a bad value is a usage error naming the flag, not a failed conversion.
+      resolveOptimizations(o as unknown as OptimizeOptions);
+    } catch (e) {
+      const flagOf = (field: string) =>
+        field === "target" ? "optimize-for" : Object.entries(FUSION_FLAGS).find(([, f]) => f === field)?.[0] ?? field;
+      const msg = (e as Error).message.replace(/optimize\.(\w+)/g, (_, f: string) => `--${flagOf(f)}`);
+      io.err(`${msg}\n${USAGE}`);
+      return 2;
+    }
+    optimize = o as unknown as OptimizeOptions;
+  }
+  let fixedSize: { batch?: number; height: number; width: number } | undefined;
+  if (values["fixed-size"] !== undefined) {
+    try {
+      const d = parseFixedSize(values["fixed-size"], "--fixed-size");
+      fixedSize = { ...(d.batch !== undefined ? { batch: d.batch } : {}), height: d.height!, width: d.width! };
+    } catch (e) {
+      io.err(`${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+  }
   const components = values.components?.split(",").map((s) => s.trim()).filter((s) => s !== "");
   const [src, out] = positionals as [string, string];
 
@@ -117,6 +173,8 @@ export async function main(
       overwrite: values.overwrite,
       ...(threshold ? { externalDataThreshold: threshold } : {}),
       hashSources: !values["no-source-hash"],
+      ...(optimize ? { optimize } : {}),
+      ...(fixedSize ? { fixedSize } : {}),
       ...(render ? { onProgress: render } : {}),
       signal: controller.signal,
       logger: {

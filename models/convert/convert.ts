@@ -26,6 +26,7 @@ import {
   type ManifestTensor,
 } from "./manifest.ts";
 import type { GraphValueSpec } from "../onnx/builder.ts";
+import { isPlain, type OptimizeOptions, resolveOptimizations } from "../onnx/optimize.ts";
 
 /** Weight bytes above which a graph's weights go to external data (see {@linkcode ConvertOptions}). */
 export const DEFAULT_EXTERNAL_DATA_THRESHOLD = 1_000_000_000;
@@ -89,6 +90,40 @@ export interface ConvertOptions {
   logger?: ConvertLogger;
   /** Aborts the conversion (checked before every weight); the temporary output is removed. */
   signal?: AbortSignal;
+  /**
+   * Build graphs specialised for one execution provider (onnxruntime contrib operators and rewrites; see
+   * `models/onnx/optimize.ts` and bench/PERFORMANCE.md) instead of the plain, portable graphs. A repository converted
+   * for `cuda` or `webgpu` then needs that provider; one converted for `cpu` runs on every provider.
+   * @default none (plain graphs)
+   */
+  optimize?: OptimizeOptions;
+  /**
+   * Fix the denoising UNet's latent size (and optionally its batch, i.e. 2 × images with guidance): the UNet gets
+   * `{ batch, height, width, sequence: 77 }`, the VAE/VQ decoder `{ latent_height, latent_width }` (its batch stays
+   * dynamic: the pipelines decode per image), LDMBert
+   * `{ sequence: 77 }`; encoders stay dynamic. Such graphs only take those sizes.
+   * @default none (dynamic sizes)
+   */
+  fixedSize?: { batch?: number; height: number; width: number };
+}
+
+/** LDMBert's `max_position_embeddings`: the text length the pipeline always pads to. */
+const TEXT_LENGTH = 77;
+
+/** The fixed dims of one graph for `fixedSize` (see {@linkcode ConvertOptions.fixedSize}). */
+function fixedDimsFor(
+  className: string,
+  role: string,
+  fixedSize: ConvertOptions["fixedSize"],
+): Record<string, number> | undefined {
+  if (!fixedSize) return undefined;
+  const { batch, height, width } = fixedSize;
+  if (className === "UNet2DConditionModel" || className === "UNet2DModel") {
+    return { ...(batch !== undefined ? { batch } : {}), height, width, sequence: TEXT_LENGTH };
+  }
+  if (role === "decoder") return { latent_height: height, latent_width: width };
+  if (className === "LDMBertModel") return { sequence: TEXT_LENGTH };
+  return undefined;
 }
 
 /** What {@linkcode convertPipeline} wrote. */
@@ -211,9 +246,19 @@ export async function convertPipeline(
     onProgress = () => {},
     logger,
     signal,
+    fixedSize,
   } = options;
   if (dtype !== "fp32" && dtype !== "fp16") {
     throw new RangeError(`dtype must be "fp32" or "fp16": got ${JSON.stringify(dtype)}`);
+  }
+  const optimizations = resolveOptimizations(options.optimize);
+  if (fixedSize !== undefined) {
+    for (const key of ["batch", "height", "width"] as const) {
+      const v = fixedSize[key];
+      if ((v !== undefined || key !== "batch") && !(Number.isSafeInteger(v) && v! > 0)) {
+        throw new RangeError(`fixedSize.${key} must be a positive integer: got ${JSON.stringify(v)}`);
+      }
+    }
   }
   if (!(Number.isFinite(externalDataThreshold) && externalDataThreshold > 0)) {
     throw new RangeError(`externalDataThreshold must be a positive number of bytes: got ${externalDataThreshold}`);
@@ -310,7 +355,13 @@ export async function convertPipeline(
         }, signal);
         let builder;
         try {
-          builder = g.build(component.config, weights, { dtype, name: `${p.name}_${g.role}` });
+          const fixedDims = fixedDimsFor(p.spec.className, g.role, fixedSize);
+          builder = g.build(component.config, weights, {
+            dtype,
+            name: `${p.name}_${g.role}`,
+            ...(isPlain(optimizations) ? {} : { optimize: optimizations }),
+            ...(fixedDims ? { fixedDims } : {}),
+          });
         } catch (e) {
           throw withContext(e, `${p.name} (${p.spec.className}) ${g.role}`);
         }
@@ -342,6 +393,8 @@ export async function convertPipeline(
           outputs: signature.outputs.map(toManifestTensor),
           parameters: graphParams,
           weightBytes: saved.weightBytes,
+          ...(isPlain(builder.optimizations) ? {} : { optimizations: builder.optimizations }),
+          ...(Object.keys(builder.fixedDims).length > 0 ? { fixedDims: { ...builder.fixedDims } } : {}),
         };
         parameters += graphParams;
         onProgress({

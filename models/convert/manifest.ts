@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { GraphOptimizations } from "../onnx/optimize.ts";
 import { join } from "node:path";
 import { sha256File } from "./_hash.ts";
 
@@ -43,6 +44,13 @@ export interface ManifestGraph {
   parameters: number;
   /** Bytes of weights in the graph (after dtype conversion). */
   weightBytes: number;
+  /**
+   * The execution-provider fusions of an optimised graph (`models/onnx` `resolveOptimizations`), absent for the plain
+   * graph. A graph whose `target` is `cuda` or `webgpu` needs that provider (its contrib operators have no CPU kernel).
+   */
+  optimizations?: GraphOptimizations;
+  /** Input dimensions fixed at conversion (`--fixed-size`), absent when every dimension is dynamic. */
+  fixedDims?: Record<string, number>;
 }
 
 /** One `model_index.json` component, converted or copied. */

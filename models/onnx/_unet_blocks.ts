@@ -253,3 +253,27 @@ export function midBlockCrossAttn(b: GraphBuilder, x: Value, options: MidBlockCr
   h = blockAttention(b, h, `${name}.attentions.0`, channels, r, { kind: "cross", ...attn });
   return res(h, 1);
 }
+
+/**
+ * For each up block `i` (0 = the deepest) whether its upsampler is known to double the size exactly, so that it
+ * can drop the resize-to-skip-size (diffusers' `upsample_size`) and use a plain ×2 upsampling (and the sub-pixel
+ * form): only in graphs with `fixedDims` height and width, and only with the `upsample: "subpixel"` optimisation
+ * (plain graphs keep the resize to the skip's size, byte for byte). The down path's stride-2 3×3 convolutions map a
+ * size `s` to `floor((s + 2p - 3) / 2) + 1` (`p = downsample_padding`; 0 pads right/bottom by one).
+ */
+export function exactDoubling(b: GraphBuilder, levels: number, downsamplePadding: number): boolean[] {
+  const h = b.fixedDims["height"];
+  const w = b.fixedDims["width"];
+  if (b.optimizations.upsample !== "subpixel" || h === undefined || w === undefined) {
+    return new Array(levels).fill(false);
+  }
+  const down = (s: number) =>
+    downsamplePadding === 0 ? Math.floor((s - 2) / 2) + 1 : Math.floor((s + 2 * downsamplePadding - 3) / 2) + 1;
+  const sizes: [number, number][] = [[h, w]];
+  for (let k = 1; k < levels; k++) sizes.push([down(sizes[k - 1]![0]), down(sizes[k - 1]![1])]);
+  return Array.from({ length: levels }, (_, i) => {
+    const from = sizes[levels - 1 - i];
+    const to = sizes[levels - 2 - i];
+    return from !== undefined && to !== undefined && to[0] === 2 * from[0] && to[1] === 2 * from[1];
+  });
+}

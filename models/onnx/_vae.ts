@@ -7,12 +7,11 @@
  */
 import type { GraphBuilder, Value } from "./builder.ts";
 import {
-  activation,
   ACTIVATIONS,
   attention,
   conv2d,
   downsample2D,
-  groupNorm,
+  groupNormActivation,
   resnetBlock2D,
   unetMidBlock2D,
   upsample2D,
@@ -136,8 +135,7 @@ export function vaeEncoder(
     resnetGroups: groups,
     addAttention: cfg.midBlockAddAttention,
   });
-  h = groupNorm(b, h, { name: "encoder.conv_norm_out", channels: top, groups, eps: EPS });
-  h = activation(b, h, { fn: "silu" });
+  h = groupNormActivation(b, h, { name: "encoder.conv_norm_out", channels: top, groups, eps: EPS, fn: "silu" });
   const outChannels = o.doubleZ ? 2 * o.outChannels : o.outChannels;
   return conv2d(b, h, { name: "encoder.conv_out", inChannels: top, outChannels, padding: 1 });
 }
@@ -185,8 +183,7 @@ export function vaeDecoder(b: GraphBuilder, z: Value, cfg: VaeConfig): Value {
       h = upsample2D(b, h, { name: `${name}.upsamplers.0`, channels: outC, outChannels: outC, useConv: true });
     }
   }
-  h = groupNorm(b, h, { name: "decoder.conv_norm_out", channels: boc[0]!, groups, eps: EPS });
-  h = activation(b, h, { fn: "silu" });
+  h = groupNormActivation(b, h, { name: "decoder.conv_norm_out", channels: boc[0]!, groups, eps: EPS, fn: "silu" });
   return conv2d(b, h, { name: "decoder.conv_out", inChannels: boc[0]!, outChannels: cfg.outChannels, padding: 1 });
 }
 

@@ -4,13 +4,14 @@
  *
  * @module
  */
+import type { GraphVariantOptions } from "./optimize.ts";
 import { GraphBuilder, type ModelDtype, type WeightSource } from "./builder.ts";
 import { conv2d } from "./blocks.ts";
 import { ConfigFields } from "./_config.ts";
 import { readVaeConfig, type VaeConfig, vaeDecoder, vaeEncoder } from "./_vae.ts";
 
 /** Options of the AutoencoderKL graph builders. */
-export interface AutoencoderGraphOptions {
+export interface AutoencoderGraphOptions extends GraphVariantOptions {
   /** Weight precision. @default "fp32" */
   dtype?: ModelDtype;
   /**
@@ -58,6 +59,8 @@ function builderFor(
     dtype,
     upcast: options.upcast ?? cfg.forceUpcast,
     docString: `diffusers AutoencoderKL ${name === "vae_encoder" ? "encoder" : "decoder"} (${dtype})`,
+    optimize: options.optimize,
+    fixedDims: options.fixedDims,
   });
 }
 

@@ -11,9 +11,15 @@
  * softmax and the sinusoidal timestep projection run in float32 and cast back, as the per-op policy of this project
  * (shared/notes/gpu.md: post-hoc fp16 conversion broke Resize scales and the timestep projection).
  *
+ * Fused variants: when the builder was created with `optimize` (see optimize.ts), {@linkcode multiHeadAttention},
+ * {@linkcode feedForward} (GEGLU), {@linkcode skipLayerNorm} and {@linkcode groupNormActivation} emit onnxruntime
+ * contrib operators (com.microsoft domain) that the target provider implements; without it they emit the plain
+ * default-domain graph, which stays the reference.
+ *
  * @module
  */
-import type { GraphBuilder, Value } from "./builder.ts";
+import { type GraphBuilder, MS_DOMAIN, type Value } from "./builder.ts";
+import { CUDA_BIAS_SPLIT_GELU_SIZES } from "./optimize.ts";
 
 // ------------------------------------------------------------------------------------------------ helpers
 
@@ -233,6 +239,77 @@ export function layerNorm(b: GraphBuilder, x: Value, options: LayerNormOptions):
   });
 }
 
+/** Options of {@linkcode groupNormActivation}. */
+export interface GroupNormActivationOptions extends GroupNormOptions {
+  /** The activation that follows the norm, one of {@linkcode ACTIVATIONS}. */
+  fn: string;
+}
+
+/**
+ * `act(GroupNorm(x))`, the pair every resnet and the UNets'/VAEs' `conv_norm_out` use. Plain: {@linkcode groupNorm}
+ * then {@linkcode activation}. With the `groupNorm` fusion (CUDA only) and SiLU/swish on a rank-4 input: one
+ * `com.microsoft.GroupNorm` (activation 1 = swish, float32 γ/β), which reads NHWC, between two Transposes.
+ */
+export function groupNormActivation(b: GraphBuilder, x: Value, options: GroupNormActivationOptions): Value {
+  const fn = typeof options.fn === "string" ? options.fn.toLowerCase() : options.fn;
+  const { name, affine = true, rank = 4 } = options;
+  if (!b.optimizations.groupNorm || rank !== 4 || !affine || (fn !== "silu" && fn !== "swish")) {
+    return activation(b, groupNorm(b, x, options), { fn: options.fn });
+  }
+  const channels = checkInt(options.channels, `${name}: channels`);
+  const groups = checkInt(options.groups, `${name}: groups`);
+  checkPositive(options.eps, `${name}: eps`);
+  checkDivisible(channels, groups, name);
+  return b.scope(name, () => {
+    const w = b.weight(`${name}.weight`, [channels], { type: "float32" });
+    const bias = b.weight(`${name}.bias`, [channels], { type: "float32" });
+    const nhwc = b.op("Transpose", [x], { perm: [0, 2, 3, 1] });
+    const y = b.op("GroupNorm", [nhwc, w, bias], {
+      epsilon: options.eps,
+      groups,
+      activation: 1,
+      channels_last: 1,
+    }, { name, domain: MS_DOMAIN });
+    return b.op("Transpose", [y], { perm: [0, 3, 1, 2] });
+  });
+}
+
+/** What {@linkcode skipLayerNorm} returns. */
+export interface SkipLayerNormResult {
+  /** `LayerNorm(x + skip)`. */
+  normed: Value;
+  /** `x + skip`, the residual stream the next block adds to. */
+  sum: Value;
+}
+
+/**
+ * `s = x + skip; LayerNorm(s)` for the residual stream of the transformer blocks. Plain: Add then
+ * {@linkcode layerNorm} (float32 inside). With the `skipLayerNorm` fusion: one `com.microsoft.SkipLayerNormalization`
+ * (outputs 0, the normed value, and 3, the sum), γ/β in the compute type (its kernels accumulate in float32).
+ */
+export function skipLayerNorm(b: GraphBuilder, x: Value, skip: Value, options: LayerNormOptions): SkipLayerNormResult {
+  const { name, eps = 1e-5, affine = true, bias = true } = options;
+  if (!b.optimizations.skipLayerNorm) {
+    const sum = b.op("Add", [x, skip]);
+    return { normed: layerNorm(b, sum, options), sum };
+  }
+  const dim = checkInt(options.dim, `${name}: dim`);
+  checkPositive(eps, `${name}: eps`);
+  return b.scope(name, () => {
+    const t = x.type;
+    const gamma = affine ? b.weight(`${name}.weight`, [dim], { type: b.computeType }) : b.constant(
+      new Float32Array(dim).fill(1),
+      [dim],
+      t,
+    );
+    const beta = affine && bias ? b.weight(`${name}.bias`, [dim], { type: b.computeType }) : null;
+    const [normed, , , sum] = b.opMulti("SkipLayerNormalization", beta ? [x, skip, gamma, beta] : [x, skip, gamma], 4, {
+      epsilon: eps,
+    }, { name, domain: MS_DOMAIN, omitOutputs: [1, 2], outputTypes: [t, "float32", "float32", t] });
+    return { normed: normed!, sum: sum! };
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ resampling
 
 /** Options of {@linkcode downsample2D}. */
@@ -325,6 +402,13 @@ export function upsample2D(b: GraphBuilder, x: Value, options: Upsample2DOptions
       pads: [padding, padding, padding, padding],
     }, { name: `${name}.conv` });
   }
+  const kernel = options.kernelSize ?? 3;
+  if (
+    b.optimizations.upsample === "subpixel" && interpolate && useConv && !options.outputSizeOf && kernel === 3 &&
+    padding === 1
+  ) {
+    return subpixelUpsampleConv(b, x, { name, channels, outChannels, bias });
+  }
   let y = x;
   if (interpolate) {
     y = b.scope(name, () => {
@@ -347,6 +431,73 @@ export function upsample2D(b: GraphBuilder, x: Value, options: Upsample2DOptions
     kernelSize: options.kernelSize ?? 3,
     padding,
     bias,
+  });
+}
+
+/**
+ * Which 3×3 taps (along one axis) fold into each of the two taps of a 2×2 phase kernel: after nearest ×2
+ * upsampling, output row `2i + a` reads upsampled rows `2i + a - 1 .. 2i + a + 1`, i.e. input rows `i - 1, i, i` for
+ * `a = 0` and `i, i, i + 1` for `a = 1`.
+ */
+const PHASE_TAPS: readonly (readonly (readonly number[])[])[] = [[[0], [1, 2]], [[0, 1], [2]]];
+
+/** The 2×2 kernel of output phase `(a, c)` from a `[out, in, 3, 3]` kernel (taps summed per {@linkcode PHASE_TAPS}). */
+export function subpixelPhaseKernel(w: Float32Array, outC: number, inC: number, a: number, c: number): Float32Array {
+  if (w.length !== outC * inC * 9) {
+    throw new RangeError(`subpixelPhaseKernel: ${w.length} values for [${outC}, ${inC}, 3, 3]`);
+  }
+  const rows = PHASE_TAPS[a]!;
+  const cols = PHASE_TAPS[c]!;
+  const out = new Float32Array(outC * inC * 4);
+  for (let oi = 0; oi < outC * inC; oi++) {
+    for (let r = 0; r < 2; r++) {
+      for (let q = 0; q < 2; q++) {
+        let sum = 0;
+        for (const kr of rows[r]!) for (const kc of cols[q]!) sum += w[oi * 9 + kr * 3 + kc]!;
+        out[oi * 4 + r * 2 + q] = sum;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * `Conv3×3(pad 1)(Upsample×2 nearest(x))` computed on the low-resolution input: four 2×2 convolutions (one per output
+ * phase `(a, c)`, padded `[1 - a, 1 - c, a, c]`), concatenated on channels and interleaved by `DepthToSpace` (DCR).
+ * Exactly the same sums regrouped (16 instead of 36 multiply-adds per output pixel and channel pair), so only float
+ * rounding differs. Weights `<name>.conv.weight` / `.bias` are read once per phase kernel at serialisation.
+ */
+function subpixelUpsampleConv(
+  b: GraphBuilder,
+  x: Value,
+  o: { name: string; channels: number; outChannels: number; bias: boolean },
+): Value {
+  const { name, channels, outChannels } = o;
+  return b.scope(name, () => {
+    const bs = o.bias ? b.weight(`${name}.conv.bias`, [outChannels]) : null;
+    const phases: Value[] = [];
+    for (const a of [0, 1]) {
+      for (const c of [0, 1]) {
+        const w = b.weight(`${name}.conv.weight`, [outChannels, channels, 3, 3], {
+          derive: {
+            name: `phase${a}${c}`,
+            shape: [outChannels, channels, 2, 2],
+            fn: (v) => subpixelPhaseKernel(v, outChannels, channels, a, c),
+          },
+        });
+        phases.push(b.op("Conv", bs ? [x, w, bs] : [x, w], {
+          kernel_shape: [2, 2],
+          strides: [1, 1],
+          pads: [1 - a, 1 - c, a, c],
+          dilations: [1, 1],
+          group: 1,
+        }, { name: `${name}.conv/phase${a}${c}` }));
+      }
+    }
+    // Channel block 2a + c holds phase (a, c): DCR puts it at output pixel (2i + a, 2j + c).
+    return b.op("DepthToSpace", [b.op("Concat", phases, { axis: 1 })], { blocksize: 2, mode: "DCR" }, {
+      name: `${name}/DepthToSpace`,
+    });
   });
 }
 
@@ -432,8 +583,7 @@ export function resnetBlock2D(b: GraphBuilder, x: Value, options: ResnetBlock2DO
   const act = (v: Value) => activation(b, v, { fn: nonLinearity });
   return b.scope(name, () => {
     let input = x;
-    let h = groupNorm(b, x, { name: `${name}.norm1`, channels: inC, groups, eps });
-    h = act(h);
+    let h = groupNormActivation(b, x, { name: `${name}.norm1`, channels: inC, groups, eps, fn: nonLinearity });
     if (up) {
       input = upsample2D(b, input, { name: `${name}.upsample_input`, channels: inC });
       h = upsample2D(b, h, { name: `${name}.upsample`, channels: inC });
@@ -453,13 +603,19 @@ export function resnetBlock2D(b: GraphBuilder, x: Value, options: ResnetBlock2DO
     }
     if (timeEmbeddingNorm === "default") {
       if (t) h = b.op("Add", [h, t]);
-      h = groupNorm(b, h, { name: `${name}.norm2`, channels: outC, groups: groupsOut, eps });
+      h = groupNormActivation(b, h, {
+        name: `${name}.norm2`,
+        channels: outC,
+        groups: groupsOut,
+        eps,
+        fn: nonLinearity,
+      });
     } else {
       const [scale, shift] = b.opMulti("Split", [t!, b.constInt64([outC, outC])], 2, { axis: 1 });
       h = groupNorm(b, h, { name: `${name}.norm2`, channels: outC, groups: groupsOut, eps });
       h = b.op("Add", [b.op("Mul", [h, b.op("Add", [scale!, b.scalar(1, scale!.type)])]), shift!]);
+      h = act(h);
     }
-    h = act(h);
     h = conv2d(b, h, { name: `${name}.conv2`, inChannels: outC, outChannels: conv2OutC, kernelSize: 3, padding: 1 });
     const useInShortcut = options.useInShortcut ?? inC !== conv2OutC;
     if (useInShortcut) {
@@ -502,6 +658,14 @@ export function multiHeadAttention(b: GraphBuilder, query: Value, options: Multi
   const heads = checkInt(options.heads, "multiHeadAttention: heads");
   const headDim = checkInt(options.headDim, "multiHeadAttention: headDim");
   const scale = options.scale ?? headDim ** -0.5;
+  // Fused: onnxruntime's MultiHeadAttention takes [N, L, heads·d] q/k/v as they are (no head transposes) and its
+  // kernels keep the softmax in float32. upcast_attention in fp16 stays plain: it asks for float32 q·kᵀ explicitly.
+  if (b.optimizations.attention && !(query.type === "float16" && options.upcastAttention)) {
+    return b.op("MultiHeadAttention", [query, options.key, options.value], {
+      num_heads: heads,
+      scale: { float: scale },
+    }, { domain: MS_DOMAIN });
+  }
   const split = (v: Value, perm: number[]) =>
     b.op("Transpose", [b.op("Reshape", [v, b.constInt64([0, 0, heads, headDim])])], { perm });
   let q = split(query, [0, 2, 1, 3]); // [N, h, Lq, d]
@@ -679,6 +843,10 @@ export interface FeedForwardOptions {
 /**
  * diffusers `FeedForward` (attention.py) on `[N, L, dim]`: `net.0` (GELU/GEGLU/... projection) → `net.2` Linear.
  * GEGLU splits the projection into `hidden, gate` and returns `hidden·gelu(gate)` (activations.py).
+ *
+ * With the `geglu` fusion: `BiasSplitGelu` after a bias-free projection (webgpu, and cuda for the widths its kernel
+ * has), or, on cpu, the projection stored as two weights (its hidden and gate rows) so that no Split runs and the
+ * gate's bias and GELU are one `BiasGelu`.
  */
 export function feedForward(b: GraphBuilder, x: Value, options: FeedForwardOptions): Value {
   const { name, mult = 4, activationFn = "geglu", bias = true } = options;
@@ -693,6 +861,34 @@ export function feedForward(b: GraphBuilder, x: Value, options: FeedForwardOptio
       const [hidden, gate] = b.opMulti("Split", [p, b.constInt64([inner, inner])], 2, { axis: -1 });
       return b.op("Mul", [hidden!, fn(gate!)]);
     };
+    const fused = activationFn === "geglu" ? b.optimizations.geglu : "plain";
+    const splitGeluOk = fused === "bias-split-gelu" &&
+      (b.optimizations.target !== "cuda" || CUDA_BIAS_SPLIT_GELU_SIZES.includes(2 * inner));
+    if (splitGeluOk) {
+      const p = linear(b, x, { name: proj, inFeatures: dim, outFeatures: 2 * inner, bias: false });
+      const pb = bias
+        ? b.weight(`${proj}.bias`, [2 * inner])
+        : b.constant(new Float32Array(2 * inner), [2 * inner], b.computeType);
+      h = b.op("BiasSplitGelu", [p, pb], {}, { name: `${proj}/BiasSplitGelu`, domain: MS_DOMAIN });
+      return linear(b, h, { name: `${name}.net.2`, inFeatures: inner, outFeatures: dimOut, bias });
+    }
+    if (fused !== "plain") {
+      // hidden = x·W[:inner]ᵀ + b[:inner]; gate = gelu(x·W[inner:]ᵀ + b[inner:]) as BiasGelu.
+      const half = (rows: [number, number]) =>
+        b.weight(`${proj}.weight`, [2 * inner, dim], { transpose: true, rows, acceptShapes: [[2 * inner, dim, 1, 1]] });
+      let hidden = b.op("MatMul", [x, half([0, inner])], {}, { name: `${proj}/hidden` });
+      const gateIn = b.op("MatMul", [x, half([inner, 2 * inner])], {}, { name: `${proj}/gate` });
+      let gate: Value;
+      if (bias) {
+        hidden = b.op("Add", [hidden, b.weight(`${proj}.bias`, [2 * inner], { rows: [0, inner] })]);
+        const gateBias = b.weight(`${proj}.bias`, [2 * inner], { rows: [inner, 2 * inner] });
+        gate = b.op("BiasGelu", [gateIn, gateBias], {}, { name: `${proj}/BiasGelu`, domain: MS_DOMAIN });
+      } else {
+        gate = b.op("Gelu", [gateIn], {}, { name: `${proj}/Gelu`, domain: MS_DOMAIN });
+      }
+      h = b.op("Mul", [hidden, gate]);
+      return linear(b, h, { name: `${name}.net.2`, inFeatures: inner, outFeatures: dimOut, bias });
+    }
     switch (activationFn) {
       case "gelu":
         h = gelu(b, linear(b, x, { name: proj, inFeatures: dim, outFeatures: inner, bias }));

@@ -1,6 +1,8 @@
 /**
- * A small typed DSL that builds ONNX graphs (default domain, opset 17) from diffusers checkpoints, reading weights
- * lazily from a {@linkcode WeightSource} and streaming them to disk when the graph is saved.
+ * A small typed DSL that builds ONNX graphs (default domain, opset 17; onnxruntime's com.microsoft contrib operators
+ * when a node asks for that domain) from diffusers checkpoints, reading weights lazily from a {@linkcode WeightSource}
+ * and streaming them to disk when the graph is saved. A builder also carries the graph variant being built
+ * ({@linkcode GraphBuilder.optimizations}, {@linkcode GraphBuilder.fixedDims}) for the blocks to read.
  *
  * Precision: a builder has a *weight type* (how float weights are stored) and a *compute type* (the element type of
  * float activations). `dtype: "fp32"` stores and computes float32. `dtype: "fp16"` stores float16 and computes float16
@@ -13,6 +15,13 @@
  * @module
  */
 import { toFloat16 } from "./_fp16.ts";
+import {
+  checkFixedDims,
+  type GraphOptimizations,
+  isPlain,
+  type OptimizeOptions,
+  resolveOptimizations,
+} from "./optimize.ts";
 import {
   concatBytes,
   DATA_TYPE,
@@ -110,7 +119,15 @@ export interface OpOptions {
   name?: string;
   /** Element type of the output when the builder's inference (first input's type, Shape → int64, ...) is wrong. */
   outputType?: ElementType;
+  /**
+   * Operator domain, e.g. {@linkcode MS_DOMAIN} for onnxruntime's contrib operators (`MultiHeadAttention`,
+   * `GroupNorm`, ...). The model then imports that domain at version 1. Default: the ONNX default domain.
+   */
+  domain?: string;
 }
+
+/** The domain of onnxruntime's contrib operators (`onnxruntime/core/graph/contrib_ops`). */
+export const MS_DOMAIN = "com.microsoft";
 
 /** Options of {@linkcode GraphBuilder.weight}. */
 export interface WeightOptions {
@@ -131,6 +148,24 @@ export interface WeightOptions {
   acceptShapes?: readonly (readonly number[])[];
   /** Other checkpoint names to try, in order, when `name` is absent (deprecated diffusers parameter names). */
   aliases?: readonly string[];
+  /**
+   * Take only rows `[start, end)` of the checkpoint tensor's first axis (before `transpose`/`storeAs`): e.g. the
+   * `hidden` and `gate` halves of a GEGLU projection as two weights, so the graph needs no Split. `shape` is still
+   * the whole checkpoint shape.
+   */
+  rows?: readonly [number, number];
+  /**
+   * Store a tensor computed from the checkpoint tensor instead of the tensor itself (e.g. the 2×2 phase kernels of a
+   * sub-pixel upsampling convolution derived from a 3×3 kernel). `fn` gets the checkpoint values (row-major, `shape`)
+   * when the graph is serialised and returns `product(derive.shape)` values; `name` tells derived tensors of one
+   * checkpoint tensor apart (it becomes part of the initializer name). Not combinable with `transpose`, `storeAs` or
+   * `rows`.
+   */
+  derive?: {
+    readonly name: string;
+    readonly shape: readonly number[];
+    readonly fn: (values: Float32Array) => Float32Array;
+  };
 }
 
 /** Options of {@linkcode GraphBuilder}'s constructor. */
@@ -149,6 +184,17 @@ export interface GraphBuilderOptions {
   docString?: string;
   /** ModelProto.metadata_props. */
   metadata?: Readonly<Record<string, string>>;
+  /**
+   * Contrib-operator fusions for one execution provider (see `optimize.ts`); blocks read the resolved choices from
+   * {@linkcode GraphBuilder.optimizations}. Default: none, the plain portable graph.
+   */
+  optimize?: OptimizeOptions | GraphOptimizations | null;
+  /**
+   * Sizes for symbolic input/output dimensions, e.g. `{ batch: 2, height: 32, width: 32, sequence: 77 }`: inputs
+   * declared with those names get fixed sizes, so onnxruntime can fold every shape computation and plan memory once.
+   * Names no input uses are ignored (one map can serve every graph of a model).
+   */
+  fixedDims?: Readonly<Record<string, number>>;
 }
 
 /** Options of {@linkcode GraphBuilder.save}. */
@@ -192,7 +238,7 @@ export interface GraphStats {
   readonly initializers: number;
   /** Bytes of weight data the graph will contain once saved (checkpoint weights and constants). */
   readonly weightBytes: number;
-  /** Number of nodes per op type. */
+  /** Number of nodes per op type (contrib operators as `"com.microsoft.MultiHeadAttention"`). */
   readonly opCounts: Readonly<Record<string, number>>;
 }
 
@@ -244,6 +290,10 @@ interface LazyInitializer {
   readonly name: string;
   readonly source: string;
   readonly sourceShape: readonly number[];
+  /** Rows `[start, end)` of the first axis, or null for the whole tensor. */
+  readonly rows: readonly [number, number] | null;
+  /** Computes the stored values from the checkpoint's, or null. */
+  readonly derive: ((values: Float32Array) => Float32Array) | null;
   readonly shape: readonly number[];
   readonly type: FloatType;
   readonly transpose: boolean;
@@ -342,6 +392,10 @@ export class GraphBuilder {
   readonly weightType: FloatType;
   /** Default-domain opset version. */
   readonly opset: number;
+  /** The fusions blocks may emit ({@linkcode PLAIN_GRAPH} unless `optimize` was given). */
+  readonly optimizations: GraphOptimizations;
+  /** Sizes that replace symbolic dimensions of inputs and outputs. */
+  readonly fixedDims: Readonly<Record<string, number>>;
   readonly #name: string;
   readonly #weights: WeightSource | undefined;
   readonly #docString: string;
@@ -359,12 +413,14 @@ export class GraphBuilder {
   readonly #constCache = new Map<string, Value>();
   readonly #scopes: string[] = [];
   readonly #nextSuffix = new Map<string, number>();
+  /** Non-default operator domains used by nodes (imported at version 1). */
+  readonly #domains = new Set<string>();
 
   /**
    * @throws {RangeError} on an unknown dtype or an opset below 17.
    */
   constructor(options: GraphBuilderOptions) {
-    const { name, weights, dtype = "fp32", upcast = false, opset = 17, docString = "", metadata = {} } = options;
+    const { name, weights, dtype = "fp32", upcast = false, opset = 17, docString = "" } = options;
     if (dtype !== "fp32" && dtype !== "fp16") {
       throw new RangeError(`dtype must be "fp32" or "fp16": got ${JSON.stringify(dtype)}`);
     }
@@ -377,7 +433,13 @@ export class GraphBuilder {
     this.weightType = dtype === "fp16" ? "float16" : "float32";
     this.computeType = dtype === "fp16" && !upcast ? "float16" : "float32";
     this.opset = opset;
+    this.optimizations = resolveOptimizations(options.optimize);
+    this.fixedDims = checkFixedDims(options.fixedDims);
     this.#docString = docString;
+    const metadata = { ...options.metadata };
+    // Record a variant in the model so that loaders and benchmarks can tell it from the plain graph.
+    if (!isPlain(this.optimizations)) metadata["ldm_optimizations"] = JSON.stringify(this.optimizations);
+    if (Object.keys(this.fixedDims).length > 0) metadata["ldm_fixed_dims"] = JSON.stringify(this.fixedDims);
     this.#metadata = metadata;
   }
 
@@ -445,6 +507,7 @@ export class GraphBuilder {
       throw new TypeError(`input '${name}': graph inputs must be float32, not float16 (cast inside the graph)`);
     }
     if (this.#valueNames.has(name)) throw new TypeError(`input '${name}': the name is already used in the graph`);
+    dims = this.#fix(dims);
     this.#valueNames.add(name);
     this.#inputs.push(valueInfo(name, type, dims));
     this.#signature.inputs.push({ name, type, dims: [...dims] });
@@ -459,6 +522,7 @@ export class GraphBuilder {
    */
   output(value: Value, name: string, dims?: readonly Dim[]): void {
     this.#check(value, `output '${name}'`);
+    if (dims) dims = this.#fix(dims);
     if (this.#outputs.some((o) => o.name === name)) throw new TypeError(`output '${name}' is declared twice`);
     let type = value.type;
     if (value.name !== name || type === "float16") {
@@ -475,6 +539,11 @@ export class GraphBuilder {
     }
     this.#outputs.push(valueInfo(name, type, dims));
     this.#signature.outputs.push(dims ? { name, type, dims: [...dims] } : { name, type });
+  }
+
+  /** `dims` with symbolic names that {@linkcode GraphBuilder.fixedDims} sizes replaced by those sizes. */
+  #fix(dims: readonly Dim[]): Dim[] {
+    return dims.map((d) => (typeof d === "string" && Object.hasOwn(this.fixedDims, d) ? this.fixedDims[d]! : d));
   }
 
   /** The graph's inputs and outputs as declared so far (copies). */
@@ -520,25 +589,45 @@ export class GraphBuilder {
     if (transpose && shape.length !== 2) {
       throw new TypeError(`weight '${found}': transpose needs a 2-D shape, got ${shapeString(shape)}`);
     }
-    let stored: readonly number[] = transpose ? [shape[1]!, shape[0]!] : options.storeAs ?? shape;
+    const rows = options.rows ?? null;
+    if (rows !== null) {
+      const [start, end] = rows;
+      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end <= start || end > shape[0]!) {
+        throw new RangeError(
+          `weight '${found}': rows must be [start, end) with 0 <= start < end <= ${shape[0]}: got [${rows.join(", ")}]`,
+        );
+      }
+    }
+    const derive = options.derive ?? null;
+    if (derive !== null && (transpose || rows !== null || options.storeAs)) {
+      throw new TypeError(`weight '${found}': derive cannot be combined with transpose, rows or storeAs`);
+    }
+    const sliced = derive !== null ? derive.shape : rows === null ? shape : [rows[1] - rows[0], ...shape.slice(1)];
+    let stored: readonly number[] = transpose ? [sliced[1]!, sliced[0]!] : options.storeAs ?? sliced;
     if (transpose && options.storeAs) stored = options.storeAs;
-    if (product(stored) !== product(shape)) {
+    if (product(stored) !== product(sliced)) {
       throw new TypeError(
-        `weight '${found}': storeAs ${shapeString(stored)} does not hold the ${product(shape)} elements of ${
-          shapeString(shape)
+        `weight '${found}': storeAs ${shapeString(stored)} does not hold the ${product(sliced)} elements of ${
+          shapeString(sliced)
         }`,
       );
     }
     const valueType = options.type ?? this.computeType;
     const storedType = options.type ?? this.weightType;
-    const key = `${found}|${storedType}|${valueType}|${transpose}|${stored.join(",")}`;
+    const key = `${found}|${storedType}|${valueType}|${transpose}|${stored.join(",")}|${rows?.join("-") ?? ""}|${
+      derive?.name ?? ""
+    }`;
     const cached = this.#weightCache.get(key);
     if (cached) return cached;
-    const initName = this.#uniqueValueName(found);
+    const initName = this.#uniqueValueName(
+      derive !== null ? `${found}/${derive.name}` : rows === null ? found : `${found}[${rows[0]}:${rows[1]}]`,
+    );
     this.#lazy.push({
       name: initName,
       source: found,
       sourceShape: [...info.shape],
+      rows: rows === null ? null : [rows[0], rows[1]],
+      derive: derive?.fn ?? null,
       shape: [...stored],
       type: storedType,
       transpose,
@@ -596,12 +685,21 @@ export class GraphBuilder {
   /**
    * Adds a node with one output and returns that output.
    *
-   * @param opType a default-domain ONNX operator (`"Conv"`, `"MatMul"`, ...).
+   * @param opType an ONNX operator (`"Conv"`, `"MatMul"`, ...) of the default domain unless `options.domain` says
+   *   otherwise.
    * @param inputs the node's inputs; `null` leaves an optional input empty.
    * @throws {TypeError} when an input does not belong to this graph.
    */
   op(opType: string, inputs: readonly (Value | null)[], attributes: Attributes = {}, options: OpOptions = {}): Value {
-    return this.#node(opType, inputs, 1, attributes, options.name, options.outputType ? [options.outputType] : [])[0]!;
+    return this.#node(
+      opType,
+      inputs,
+      1,
+      attributes,
+      options.name,
+      options.outputType ? [options.outputType] : [],
+      options.domain,
+    )[0]!;
   }
 
   /**
@@ -614,12 +712,27 @@ export class GraphBuilder {
     inputs: readonly (Value | null)[],
     outputs: number,
     attributes: Attributes = {},
-    options: { name?: string; outputTypes?: readonly ElementType[] } = {},
+    options: {
+      name?: string;
+      outputTypes?: readonly ElementType[];
+      domain?: string;
+      /** Indices of optional outputs to leave unnamed (not computed); their returned values cannot be used. */
+      omitOutputs?: readonly number[];
+    } = {},
   ): Value[] {
     if (!Number.isInteger(outputs) || outputs < 1) {
       throw new TypeError(`${opType}: outputs must be a positive integer: got ${outputs}`);
     }
-    return this.#node(opType, inputs, outputs, attributes, options.name, options.outputTypes ?? []);
+    return this.#node(
+      opType,
+      inputs,
+      outputs,
+      attributes,
+      options.name,
+      options.outputTypes ?? [],
+      options.domain,
+      new Set(options.omitOutputs ?? []),
+    );
   }
 
   #node(
@@ -629,6 +742,8 @@ export class GraphBuilder {
     attributes: Attributes,
     name: string | undefined,
     outputTypes: readonly ElementType[],
+    domain: string | undefined,
+    omitted: ReadonlySet<number> = new Set(),
   ): Value[] {
     const nodeName = this.#uniqueNodeName(name ?? (this.currentScope ? `${this.currentScope}/${opType}` : opType));
     const inputNames = inputs.map((v, i) => this.#check(v, `${nodeName} (${opType}) input ${i}`));
@@ -636,15 +751,20 @@ export class GraphBuilder {
     const outs: Value[] = [];
     for (let i = 0; i < outputs; i++) {
       const type = outputTypes[i] ?? inferred;
-      outs.push({ name: this.#uniqueValueName(outputs === 1 ? nodeName : `${nodeName}:${i}`), type });
+      // An empty name marks an optional output as absent (ONNX IR); #check refuses it as an input later.
+      if (omitted.has(i)) outs.push({ name: "", type });
+      else outs.push({ name: this.#uniqueValueName(outputs === 1 ? nodeName : `${nodeName}:${i}`), type });
     }
     const attribute: IAttributeProto[] = [];
     for (const [key, value] of Object.entries(attributes)) {
       if (value !== undefined) attribute.push(encodeAttribute(key, value, nodeName));
     }
-    this.#nodes.push({
-      proto: { opType, name: nodeName, input: inputNames, output: outs.map((o) => o.name), attribute },
-    });
+    const proto: INodeProto = { opType, name: nodeName, input: inputNames, output: outs.map((o) => o.name), attribute };
+    if (domain !== undefined && domain !== "") {
+      proto.domain = domain;
+      this.#domains.add(domain);
+    }
+    this.#nodes.push({ proto });
     return outs;
   }
 
@@ -669,7 +789,10 @@ export class GraphBuilder {
   /** Node, initializer and byte counts of the graph so far. */
   get stats(): GraphStats {
     const opCounts: Record<string, number> = {};
-    for (const n of this.#nodes) opCounts[n.proto.opType!] = (opCounts[n.proto.opType!] ?? 0) + 1;
+    for (const n of this.#nodes) {
+      const key = n.proto.domain ? `${n.proto.domain}.${n.proto.opType}` : n.proto.opType!;
+      opCounts[key] = (opCounts[key] ?? 0) + 1;
+    }
     return {
       nodes: this.#nodes.length,
       initializers: this.#lazy.length + this.#consts.length,
@@ -733,7 +856,10 @@ export class GraphBuilder {
       irVersion: this.opset <= 18 ? 8 : this.opset <= 20 ? 9 : 10,
       producerName: "@ldm/models/onnx",
       producerVersion: "0.1.0",
-      opsetImport: [{ domain: "", version: this.opset }],
+      opsetImport: [
+        { domain: "", version: this.opset },
+        ...[...this.#domains].map((domain) => ({ domain, version: 1 })),
+      ],
       metadataProps: Object.entries(this.#metadata).map(([key, value]) => ({ key, value })),
     };
     const graph = onnx.GraphProto.encode({
@@ -763,7 +889,23 @@ export class GraphBuilder {
         `weight '${w.source}': the source returned ${data.length} values for shape ${shapeString(w.sourceShape)}`,
       );
     }
-    const oriented = w.transpose ? transpose2d(data, w.sourceShape[0]!, w.sourceShape[1]!) : data;
+    if (w.derive) {
+      const derived = w.derive(data);
+      if (derived.length !== product(w.shape)) {
+        throw new Error(
+          `weight '${w.source}': derive returned ${derived.length} values for shape ${shapeString(w.shape)}`,
+        );
+      }
+      return w.type === "float16" ? rawBytes(toFloat16(derived, `weight '${w.name}'`)) : rawBytes(derived);
+    }
+    let part = data;
+    let rowCount = w.sourceShape[0]!;
+    if (w.rows) {
+      const rowSize = expected / w.sourceShape[0]!;
+      part = data.subarray(w.rows[0] * rowSize, w.rows[1] * rowSize);
+      rowCount = w.rows[1] - w.rows[0];
+    }
+    const oriented = w.transpose ? transpose2d(part, rowCount, w.sourceShape[1]!) : part;
     const bytes = w.type === "float16" ? rawBytes(toFloat16(oriented, `weight '${w.source}'`)) : rawBytes(oriented);
     if (bytes.length !== w.byteLength) throw new Error(`weight '${w.source}': internal size mismatch`);
     return bytes;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { GraphVariantOptions } from "./optimize.ts";
 import { GraphBuilder, type ModelDtype, type Value, type WeightSource } from "./builder.ts";
 import { activation, gelu, geluTanh, layerNorm, linear, multiHeadAttention } from "./blocks.ts";
 import { ConfigFields } from "./_config.ts";
@@ -20,7 +21,7 @@ export const LDM_BERT_ACTIVATIONS: readonly string[] = [
 ];
 
 /** Options of {@linkcode buildLDMBertModel}. */
-export interface LDMBertGraphOptions {
+export interface LDMBertGraphOptions extends GraphVariantOptions {
   /** Weight precision. @default "fp32" */
   dtype?: ModelDtype;
   /** Graph name. @default "ldm_bert" */
@@ -89,6 +90,8 @@ export function buildLDMBertModel(
     weights,
     dtype,
     docString: `LDMBertModel (diffusers pipeline_latent_diffusion.py) text encoder (${dtype})`,
+    optimize: options.optimize,
+    fixedDims: options.fixedDims,
   });
   const d = cfg.dModel;
   const inner = cfg.encoderAttentionHeads * cfg.headDim;

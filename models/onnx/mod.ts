@@ -12,6 +12,14 @@
  *   {@linkcode buildUNet2DConditionModel} and {@linkcode buildUNet2DModel} (each with a `resolve…Config` that only
  *   validates a config).
  *
+ * - Variants for inference speed, as builder options ({@linkcode GraphVariantOptions}): `optimize: { target }`
+ *   emits the onnxruntime contrib operators that provider implements (`MultiHeadAttention`, `BiasGelu`,
+ *   `BiasSplitGelu`, `SkipLayerNormalization`, `GroupNorm`; see {@linkcode CONTRIB_OP_PROVIDERS}) and sub-pixel
+ *   upsampling; `fixedDims` fixes input sizes. Without them the builders emit the plain, portable reference graph.
+ *   Measurements: bench/PERFORMANCE.md.
+ * - Weight sources without a checkpoint: {@linkcode SyntheticWeights} and {@linkcode LazyZeroWeights} over the state
+ *   dicts {@linkcode unet2DConditionParams}, {@linkcode unet2DParams} and {@linkcode vaeParameterSpec} enumerate.
+ *
  * Graph inputs and outputs are float32 (int64 for token ids) in every precision, because onnxruntime-node cannot take
  * float16 tensors from Deno; run graphs through `loadOnnxModel` from `@ldm/core/onnx`.
  *
@@ -26,7 +34,7 @@
  *
  * @module
  */
-export { GraphBuilder } from "./builder.ts";
+export { GraphBuilder, MS_DOMAIN } from "./builder.ts";
 export type {
   Attributes,
   AttributeValue,
@@ -57,10 +65,12 @@ export {
   gelu,
   geluTanh,
   groupNorm,
+  groupNormActivation,
   layerNorm,
   linear,
   multiHeadAttention,
   resnetBlock2D,
+  skipLayerNorm,
   timestepEmbedding,
   timestepFrequencies,
   timestepProjection,
@@ -73,11 +83,13 @@ export type {
   Conv2dOptions,
   Downsample2DOptions,
   FeedForwardOptions,
+  GroupNormActivationOptions,
   GroupNormOptions,
   LayerNormOptions,
   LinearOptions,
   MultiHeadAttentionOptions,
   ResnetBlock2DOptions,
+  SkipLayerNormResult,
   TimestepEmbeddingOptions,
   TimestepProjectionOptions,
   UNetMidBlock2DOptions,
@@ -109,3 +121,30 @@ export { buildUNet2DModel, resolveUNet2DConfig, UNET_2D_DOWN_BLOCKS, UNET_2D_UP_
 export type { UNet2DConfig, UNet2DDownBlock, UNet2DUpBlock } from "./unet_2d.ts";
 export { basicTransformerBlock, transformer2D } from "./transformer_2d.ts";
 export type { BasicTransformerBlockOptions, Transformer2DOptions } from "./transformer_2d.ts";
+export {
+  checkFixedDims,
+  CONTRIB_OP_PROVIDERS,
+  CUDA_BIAS_SPLIT_GELU_SIZES,
+  isPlain,
+  OPTIMIZATION_TARGETS,
+  parseFixedSize,
+  PLAIN_GRAPH,
+  resolveOptimizations,
+} from "./optimize.ts";
+export type {
+  FusionChoice,
+  GraphOptimizations,
+  GraphVariantOptions,
+  OptimizationTarget,
+  OptimizeOptions,
+} from "./optimize.ts";
+export {
+  countParams,
+  LazyZeroWeights,
+  SyntheticWeights,
+  transformer2DParams,
+  unet2DConditionParams,
+  unet2DParams,
+  vaeParameterSpec,
+} from "./parameters.ts";
+export type { ParamSpec, TransformerParamsOptions } from "./parameters.ts";

@@ -11,7 +11,17 @@
  * @module
  */
 import type { GraphBuilder, Value } from "./builder.ts";
-import { attention, conv2d, FEED_FORWARD_ACTIVATIONS, feedForward, groupNorm, layerNorm, linear } from "./blocks.ts";
+import {
+  attention,
+  conv2d,
+  FEED_FORWARD_ACTIVATIONS,
+  feedForward,
+  groupNorm,
+  layerNorm,
+  linear,
+  skipLayerNorm,
+  type SkipLayerNormResult,
+} from "./blocks.ts";
 
 function checkInt(value: unknown, field: string, min = 1): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
@@ -88,8 +98,11 @@ export function basicTransformerBlock(b: GraphBuilder, x: Value, options: BasicT
   if (onlyCrossAttention && crossDim === null) {
     throw new RangeError(`${name}: onlyCrossAttention needs a crossAttentionDim`);
   }
-  const norm = (v: Value, i: number) =>
-    layerNorm(b, v, { name: `${name}.norm${i}`, dim, eps: normEps, affine: normElementwiseAffine });
+  const normOptions = (i: number) => ({ name: `${name}.norm${i}`, dim, eps: normEps, affine: normElementwiseAffine });
+  const norm = (v: Value, i: number) => layerNorm(b, v, normOptions(i));
+  // residual Add + the next LayerNorm: one SkipLayerNormalization in fused graphs.
+  const addNorm = (v: Value, residual: Value, i: number): SkipLayerNormResult =>
+    skipLayerNorm(b, v, residual, normOptions(i));
   const attn = (v: Value, i: number, context: Value | null) =>
     attention(b, v, {
       name: `${name}.attn${i}`,
@@ -103,12 +116,12 @@ export function basicTransformerBlock(b: GraphBuilder, x: Value, options: BasicT
     });
   return b.scope(name, () => {
     // 1. self-attention (or cross-attention when only_cross_attention)
-    let h = b.op("Add", [attn(norm(x, 1), 1, onlyCrossAttention ? encoderHiddenStates : null), x]);
+    let r = addNorm(attn(norm(x, 1), 1, onlyCrossAttention ? encoderHiddenStates : null), x, crossDim !== null ? 2 : 3);
     // 2. cross-attention
-    if (crossDim !== null) h = b.op("Add", [attn(norm(h, 2), 2, encoderHiddenStates), h]);
+    if (crossDim !== null) r = addNorm(attn(r.normed, 2, encoderHiddenStates), r.sum, 3);
     // 3. feed-forward
-    const ff = feedForward(b, norm(h, 3), { name: `${name}.ff`, dim, activationFn });
-    return b.op("Add", [ff, h]);
+    const ff = feedForward(b, r.normed, { name: `${name}.ff`, dim, activationFn });
+    return b.op("Add", [ff, r.sum]);
   });
 }
 

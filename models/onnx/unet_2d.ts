@@ -13,16 +13,15 @@
  */
 import { GraphBuilder, type Value, type WeightSource } from "./builder.ts";
 import {
-  activation,
   ACTIVATIONS,
   conv2d,
-  groupNorm,
+  groupNormActivation,
   timestepEmbedding,
   timestepProjection,
   unetMidBlock2D,
 } from "./blocks.ts";
 import { checkGroups, ConfigReader, readSampleSize } from "./_unet_config.ts";
-import { type BlockAttention, downBlock, type ResnetSettings, upBlock } from "./_unet_blocks.ts";
+import { type BlockAttention, downBlock, exactDoubling, type ResnetSettings, upBlock } from "./_unet_blocks.ts";
 import type { BuildUNetOptions } from "./unet_2d_condition.ts";
 
 /** Down block types {@linkcode buildUNet2DModel} supports. */
@@ -222,6 +221,8 @@ export function buildUNet2DModel(config: unknown, weights: WeightSource, options
     dtype,
     docString: "diffusers UNet2DModel: (sample, timestep) -> out_sample",
     metadata: { diffusers_class: CLS, config: JSON.stringify(c) },
+    optimize: options.optimize,
+    fixedDims: options.fixedDims,
   });
   const sampleIn = b.input("sample", "float32", ["batch", c.inChannels, "height", "width"]);
   const timestep = b.input("timestep", "float32", ["batch"]);
@@ -292,6 +293,7 @@ export function buildUNet2DModel(config: unknown, weights: WeightSource, options
     });
   }
 
+  const exact = exactDoubling(b, n, c.downsamplePadding);
   const reversed = [...c.blockOutChannels].reverse();
   outC = reversed[0]!;
   for (let i = 0; i < n; i++) {
@@ -306,15 +308,20 @@ export function buildUNet2DModel(config: unknown, weights: WeightSource, options
       outChannels: outC,
       numLayers,
       addUpsample,
-      ...(addUpsample ? { upsampleSizeOf: skips[skips.length - numLayers - 1]! } : {}),
+      ...(addUpsample && !exact[i] ? { upsampleSizeOf: skips[skips.length - numLayers - 1]! } : {}),
       resnet,
       attention: c.upBlockTypes[i] === "AttnUpBlock2D" ? spatial(outC) : { kind: "none" },
     });
   }
 
   // conv_norm_out has norm_num_groups groups and conv_act is nn.SiLU() whatever act_fn says.
-  h = groupNorm(b, h, { name: "conv_norm_out", channels: c0, groups: c.normNumGroups, eps: c.normEps });
-  h = activation(b, h, { fn: "silu" });
+  h = groupNormActivation(b, h, {
+    name: "conv_norm_out",
+    channels: c0,
+    groups: c.normNumGroups,
+    eps: c.normEps,
+    fn: "silu",
+  });
   h = conv2d(b, h, { name: "conv_out", inChannels: c0, outChannels: c.outChannels, kernelSize: 3, padding: 1 });
   b.output(h, "out_sample", ["batch", c.outChannels, "height", "width"]);
   return b;

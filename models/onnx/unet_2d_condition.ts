@@ -11,12 +11,13 @@
  *
  * @module
  */
+import type { GraphVariantOptions } from "./optimize.ts";
 import { GraphBuilder, type ModelDtype, type Value, type WeightSource } from "./builder.ts";
 import {
   activation,
   ACTIVATIONS,
   conv2d,
-  groupNorm,
+  groupNormActivation,
   resnetBlock2D,
   timestepEmbedding,
   timestepProjection,
@@ -26,6 +27,7 @@ import {
   type BlockAttention,
   type CrossAttnSettings,
   downBlock,
+  exactDoubling,
   midBlockCrossAttn,
   type ResnetSettings,
   upBlock,
@@ -262,7 +264,7 @@ export function resolveUNet2DConditionConfig(config: unknown): UNet2DConditionCo
 }
 
 /** Options of {@linkcode buildUNet2DConditionModel}. */
-export interface BuildUNetOptions {
+export interface BuildUNetOptions extends GraphVariantOptions {
   /** Weight and compute precision; inputs and outputs stay float32. @default "fp32" */
   dtype?: ModelDtype;
   /** Graph name. @default "unet" */
@@ -308,6 +310,8 @@ export function buildUNet2DConditionModel(
       diffusers_class: CLS,
       config: JSON.stringify(c),
     },
+    optimize: options.optimize,
+    fixedDims: options.fixedDims,
   });
   const sampleIn = b.input("sample", "float32", ["batch", c.inChannels, "height", "width"]);
   const timestep = b.input("timestep", "float32", ["batch"]);
@@ -416,6 +420,7 @@ export function buildUNet2DConditionModel(
   }
 
   // 5. up
+  const exact = exactDoubling(b, n, c.downsamplePadding);
   const reversed = [...c.blockOutChannels].reverse();
   outC = reversed[0]!;
   for (let i = 0; i < n; i++) {
@@ -434,15 +439,20 @@ export function buildUNet2DConditionModel(
       addUpsample,
       // diffusers forwards `upsample_size = down_block_res_samples[-1].shape[2:]` when the input is not a multiple of
       // the upsampling factor; resizing to the next skip's size always is the same thing for multiples.
-      ...(addUpsample ? { upsampleSizeOf: skips[skips.length - numLayers - 1]! } : {}),
+      ...(addUpsample && !exact[i] ? { upsampleSizeOf: skips[skips.length - numLayers - 1]! } : {}),
       resnet,
       attention: c.upBlockTypes[i] === "CrossAttnUpBlock2D" ? cross(d, c.onlyCrossAttention[d]!) : { kind: "none" },
     });
   }
 
   // 6. post-process
-  h = groupNorm(b, h, { name: "conv_norm_out", channels: c0, groups: c.normNumGroups, eps: c.normEps });
-  h = activation(b, h, { fn: c.actFn });
+  h = groupNormActivation(b, h, {
+    name: "conv_norm_out",
+    channels: c0,
+    groups: c.normNumGroups,
+    eps: c.normEps,
+    fn: c.actFn,
+  });
   h = conv2d(b, h, {
     name: "conv_out",
     inChannels: c0,

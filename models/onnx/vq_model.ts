@@ -54,6 +54,8 @@ function builderFor(cfg: VQModelConfig, weights: WeightSource, options: Autoenco
     dtype,
     upcast: options.upcast ?? cfg.forceUpcast,
     docString: `diffusers VQModel ${name === "vq_encoder" ? "encoder" : "decoder"} (${dtype})`,
+    optimize: options.optimize,
+    fixedDims: options.fixedDims,
   });
 }
 
