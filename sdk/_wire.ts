@@ -226,7 +226,8 @@ export function apiErrorFromEvent(json: unknown, headers: Headers, ctx: Response
   const body: ErrorResponse = parseWith(errorResponseSchema, json, "error event", ctx);
   const e = body.error;
   return ApiError.from(e.message, {
-    status: STATUS_OF_ERROR_TYPE[e.type],
+    // The server sends the status the same error has as a response; older servers did not, so fall back to the type.
+    status: body.status ?? STATUS_OF_ERROR_TYPE[e.type],
     type: e.type,
     code: e.code,
     param: e.param,

@@ -70,6 +70,18 @@ Deno.test("apiErrorFromEvent() gives a stream's error the status of its type", (
   assert.throws(() => apiErrorFromEvent({ nope: 1 }, new Headers(), ctx), InvalidResponseError);
 });
 
+Deno.test("apiErrorFromEvent() takes the status the server puts in the event over the type's", () => {
+  const ctx = { status: 200, requestId: "rid" };
+  const body = {
+    error: { type: "invalid_request_error", code: "c", message: "m", param: null },
+    request_id: "",
+    status: 400,
+  };
+  const e = apiErrorFromEvent(body, new Headers(), ctx);
+  assert.ok(e instanceof BadRequestError);
+  assert.equal(e.status, 400);
+});
+
 Deno.test("readImageResponse() decodes the images and refuses a body of another shape", () => {
   const ctx = { status: 200, requestId: "rid" };
   const body = {

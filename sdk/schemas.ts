@@ -65,20 +65,48 @@ export const TASKS = ["text-to-image", "super-resolution"] as const;
 /** One of {@linkcode TASKS}. */
 export type Task = typeof TASKS[number];
 
-const seed = z.int().min(0).max(MAX_SEED).describe(
+// The helpers below carry explicit types too: JSR's fast type check requires them wherever an exported schema's type
+// could be inferred from them.
+const seed: z.ZodInt = z.int().min(0).max(MAX_SEED).describe(
   "Seed of the torch-compatible CPU generator (torch.manual_seed). Image i of a request uses seed + i. A random " +
     "seed is drawn and returned when omitted.",
 );
-const outputFormat = z.enum(OUTPUT_FORMATS).describe(
+const outputFormat: z.ZodEnum<z.util.ToEnum<OutputFormat>> = z.enum(OUTPUT_FORMATS).describe(
   "Encoding of the returned images. Default png; with an image Accept header and no output_format, the " +
     "accepted image type decides.",
 );
-const eta = z.number().min(0).max(1).default(0).describe(
+const eta: z.ZodDefault<z.ZodNumber> = z.number().min(0).max(1).default(0).describe(
   "DDIM's η (0 = deterministic DDIM, 1 = DDPM-like noise). Only the ddim scheduler uses it.",
 );
 
+/** Fields of {@linkcode textToImageRequestSchema}: the zod schema of each request field. */
+export type TextToImageRequestShape = {
+  /** The prompt, or one prompt per batch entry. */
+  prompt: z.ZodUnion<readonly [z.ZodString, z.ZodArray<z.ZodString>]>;
+  /** Replaces the empty unconditional prompt of classifier-free guidance. */
+  negative_prompt: z.ZodOptional<z.ZodUnion<readonly [z.ZodString, z.ZodArray<z.ZodString>]>>;
+  /** Denoising steps, default 50. */
+  num_inference_steps: z.ZodDefault<z.ZodInt>;
+  /** Classifier-free guidance weight, default 1 (no guidance). */
+  guidance_scale: z.ZodDefault<z.ZodNumber>;
+  /** DDIM's η, default 0. */
+  eta: z.ZodDefault<z.ZodNumber>;
+  /** Seed of the torch-compatible CPU generator. */
+  seed: z.ZodOptional<z.ZodInt>;
+  /** Image width in pixels. */
+  width: z.ZodOptional<z.ZodInt>;
+  /** Image height in pixels. */
+  height: z.ZodOptional<z.ZodInt>;
+  /** Images generated for each prompt, default 1. */
+  num_images_per_prompt: z.ZodDefault<z.ZodInt>;
+  /** Sampler name. */
+  scheduler: z.ZodOptional<z.ZodEnum<z.util.ToEnum<SchedulerName>>>;
+  /** Encoding of the returned images. */
+  output_format: z.ZodOptional<z.ZodEnum<z.util.ToEnum<OutputFormat>>>;
+};
+
 /** Body of `POST /v1/text-to-image` (diffusers' `LDMTextToImagePipeline.__call__` parameters). */
-export const textToImageRequestSchema = z.strictObject({
+export const textToImageRequestSchema: z.ZodObject<TextToImageRequestShape, z.core.$strict> = z.strictObject({
   prompt: z.union([z.string(), z.array(z.string()).min(1).max(64)]).describe(
     "The prompt, or one prompt per batch entry.",
   ),
@@ -125,11 +153,27 @@ export type TextToImageRequest = z.input<typeof textToImageRequestSchema>;
 /** A text-to-image request after validation, defaults applied. */
 export type TextToImageParams = z.output<typeof textToImageRequestSchema>;
 
+/** Fields of {@linkcode superResolutionParamsSchema}: the zod schema of each parameter. */
+export type SuperResolutionParamsShape = {
+  /** Denoising steps, default 100. */
+  num_inference_steps: z.ZodDefault<z.ZodInt>;
+  /** DDIM's η, default 0. */
+  eta: z.ZodDefault<z.ZodNumber>;
+  /** Seed of the torch-compatible CPU generator. */
+  seed: z.ZodOptional<z.ZodInt>;
+  /** Tile size in input pixels; 0 never tiles. */
+  tile_size: z.ZodOptional<z.ZodInt>;
+  /** Sampler name. */
+  scheduler: z.ZodOptional<z.ZodEnum<z.util.ToEnum<SchedulerName>>>;
+  /** Encoding of the returned images. */
+  output_format: z.ZodOptional<z.ZodEnum<z.util.ToEnum<OutputFormat>>>;
+};
+
 /**
  * Parameters of `POST /v1/super-resolution` besides the image (diffusers' `LDMSuperResolutionPipeline.__call__`).
  * Multipart requests send them as form fields, raw-image requests as query parameters.
  */
-export const superResolutionParamsSchema = z.strictObject({
+export const superResolutionParamsSchema: z.ZodObject<SuperResolutionParamsShape, z.core.$strict> = z.strictObject({
   num_inference_steps: z.int().min(1).max(1000).default(100).describe("Denoising steps."),
   eta,
   seed: seed.optional(),
@@ -154,20 +198,30 @@ export type SuperResolutionParamsInput = z.input<typeof superResolutionParamsSch
 /** Super-resolution parameters after validation, defaults applied. */
 export type SuperResolutionParams = z.output<typeof superResolutionParamsSchema>;
 
+/** Fields of {@linkcode superResolutionJsonRequestSchema}: `image` plus {@linkcode SuperResolutionParamsShape}. */
+export type SuperResolutionJsonRequestShape = z.util.Flatten<{ image: z.ZodString } & SuperResolutionParamsShape>;
+
 /** JSON body of `POST /v1/super-resolution`: the parameters plus the image as base64 or a `data:` URL. */
-export const superResolutionJsonRequestSchema = z.strictObject({
-  image: z.string().min(1).describe("The low-resolution image (PNG or JPEG) as base64 or a data: URL."),
-  ...superResolutionParamsSchema.shape,
-}).register(schemaRegistry, {
-  id: "SuperResolutionJsonRequest",
-  description: "Super-resolution request with the image inlined as base64 or a data: URL.",
-});
+export const superResolutionJsonRequestSchema: z.ZodObject<SuperResolutionJsonRequestShape, z.core.$strict> = z
+  .strictObject({
+    image: z.string().min(1).describe("The low-resolution image (PNG or JPEG) as base64 or a data: URL."),
+    ...superResolutionParamsSchema.shape,
+  }).register(schemaRegistry, {
+    id: "SuperResolutionJsonRequest",
+    description: "Super-resolution request with the image inlined as base64 or a data: URL.",
+  });
 
 /** A JSON super-resolution request as sent. */
 export type SuperResolutionJsonRequest = z.input<typeof superResolutionJsonRequestSchema>;
 
 /** One generated image in a JSON response. */
-export const generatedImageSchema = z.object({
+export const generatedImageSchema: z.ZodObject<{
+  data: z.ZodString;
+  content_type: z.ZodEnum<z.util.ToEnum<"image/png" | "image/jpeg" | "image/webp">>;
+  seed: z.ZodInt;
+  width: z.ZodInt;
+  height: z.ZodInt;
+}> = z.object({
   data: z.string().describe("The encoded image, base64."),
   content_type: z.enum(["image/png", "image/jpeg", "image/webp"]),
   seed: z.int().min(0).max(MAX_SEED).describe("Seed that reproduces this image alone (num_images_per_prompt 1)."),
@@ -179,7 +233,13 @@ export const generatedImageSchema = z.object({
 export type GeneratedImage = z.infer<typeof generatedImageSchema>;
 
 /** Where a request's time went, in milliseconds. */
-export const timingsSchema = z.object({
+export const timingsSchema: z.ZodObject<{
+  queue_ms: z.ZodNumber;
+  inference_ms: z.ZodNumber;
+  encode_ms: z.ZodNumber;
+  total_ms: z.ZodNumber;
+  batch_size: z.ZodInt;
+}> = z.object({
   queue_ms: z.number().min(0).describe("Waiting for a free generation slot."),
   inference_ms: z.number().min(0).describe("Running the pipeline (shared by every request of a batch)."),
   encode_ms: z.number().min(0).describe("Encoding the output images."),
@@ -191,7 +251,12 @@ export const timingsSchema = z.object({
 export type Timings = z.infer<typeof timingsSchema>;
 
 /** Successful response of both generation endpoints (JSON form). */
-export const imageResponseSchema = z.object({
+export const imageResponseSchema: z.ZodObject<{
+  images: z.ZodArray<typeof generatedImageSchema>;
+  timings: typeof timingsSchema;
+  model: z.ZodString;
+  request_id: z.ZodString;
+}> = z.object({
   images: z.array(generatedImageSchema),
   timings: timingsSchema,
   model: z.string().describe("Identifier of the model that produced the images."),
@@ -213,7 +278,16 @@ export const ERROR_TYPES = [
 ] as const;
 
 /** The one error shape of every failed request. */
-export const errorResponseSchema = z.object({
+export const errorResponseSchema: z.ZodObject<{
+  error: z.ZodObject<{
+    type: z.ZodEnum<z.util.ToEnum<typeof ERROR_TYPES[number]>>;
+    code: z.ZodString;
+    message: z.ZodString;
+    param: z.ZodNullable<z.ZodString>;
+  }>;
+  request_id: z.ZodString;
+  status: z.ZodOptional<z.ZodInt>;
+}> = z.object({
   error: z.object({
     type: z.enum(ERROR_TYPES),
     code: z.string().describe("Machine-readable reason, e.g. invalid_parameter, queue_full, timeout."),
@@ -230,11 +304,12 @@ export const errorResponseSchema = z.object({
 export type ErrorResponse = z.infer<typeof errorResponseSchema>;
 
 /** Data of a `progress` server-sent event. */
-export const progressEventSchema = z.object({
-  step: z.int().min(0).describe("Denoising steps done."),
-  total: z.int().min(1).describe("Denoising steps in all."),
-  elapsed_ms: z.number().min(0).describe("Since the request arrived."),
-}).register(schemaRegistry, { id: "ProgressEvent", description: "Data of an SSE `progress` event." });
+export const progressEventSchema: z.ZodObject<{ step: z.ZodInt; total: z.ZodInt; elapsed_ms: z.ZodNumber }> = z
+  .object({
+    step: z.int().min(0).describe("Denoising steps done."),
+    total: z.int().min(1).describe("Denoising steps in all."),
+    elapsed_ms: z.number().min(0).describe("Since the request arrived."),
+  }).register(schemaRegistry, { id: "ProgressEvent", description: "Data of an SSE `progress` event." });
 
 /** Data of a `progress` server-sent event. */
 export type ProgressEvent = z.infer<typeof progressEventSchema>;
@@ -246,7 +321,17 @@ export type ProgressEvent = z.infer<typeof progressEventSchema>;
 export const SSE_EVENTS = ["progress", "result", "error"] as const;
 
 /** One loaded model. */
-export const modelInfoSchema = z.object({
+export const modelInfoSchema: z.ZodObject<{
+  id: z.ZodString;
+  task: z.ZodEnum<z.util.ToEnum<Task>>;
+  status: z.ZodEnum<z.util.ToEnum<"loading" | "ready" | "failed">>;
+  execution_provider: z.ZodNullable<z.ZodString>;
+  default_width: z.ZodNullable<z.ZodInt>;
+  default_height: z.ZodNullable<z.ZodInt>;
+  size_multiple: z.ZodInt;
+  upscale_factor: z.ZodNullable<z.ZodInt>;
+  default_scheduler: z.ZodNullable<z.ZodEnum<z.util.ToEnum<SchedulerName>>>;
+}> = z.object({
   id: z.string(),
   task: z.enum(TASKS),
   status: z.enum(["loading", "ready", "failed"]),
@@ -265,16 +350,21 @@ export const modelInfoSchema = z.object({
 export type ModelInfo = z.infer<typeof modelInfoSchema>;
 
 /** Response of `GET /v1/models`. */
-export const modelListSchema = z.object({
-  object: z.literal("list"),
-  data: z.array(modelInfoSchema),
-}).register(schemaRegistry, { id: "ModelList", description: "What this server hosts." });
+export const modelListSchema: z.ZodObject<{ object: z.ZodLiteral<"list">; data: z.ZodArray<typeof modelInfoSchema> }> =
+  z
+    .object({
+      object: z.literal("list"),
+      data: z.array(modelInfoSchema),
+    }).register(schemaRegistry, { id: "ModelList", description: "What this server hosts." });
 
 /** Response of `GET /v1/models`. */
 export type ModelList = z.infer<typeof modelListSchema>;
 
 /** Response of `GET /healthz` and `GET /readyz`. */
-export const healthResponseSchema = z.object({
+export const healthResponseSchema: z.ZodObject<{
+  status: z.ZodEnum<z.util.ToEnum<"ok" | "ready" | "loading" | "failed" | "shutting_down">>;
+  reason: z.ZodOptional<z.ZodString>;
+}> = z.object({
   status: z.enum(["ok", "ready", "loading", "failed", "shutting_down"]),
   reason: z.string().optional().describe("Why the server is not ready."),
 }).register(schemaRegistry, { id: "HealthResponse", description: "Liveness or readiness." });
