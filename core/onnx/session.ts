@@ -88,7 +88,19 @@ export interface LoadOnnxModelOptions {
    * width): make it on the machine that serves, do not ship it.
    */
   optimizedModelFilePath?: string;
+  /**
+   * The execution provider the graph was optimised for: `optimizations.target` of its `ldm_onnx.json` entry
+   * (`loadOnnxComponents` reads it). A graph optimised for `cuda` or `webgpu` holds fused contrib operators that only
+   * that provider implements (CUDA's `GroupNorm`, `BiasSplitGelu`): when another provider in the list cannot create
+   * its session for want of such a kernel, the load fails with an error naming the target and that provider instead
+   * of onnxruntime's "Could not find an implementation for …". A session another provider can run (no such
+   * operator in this graph) is created, with a warning. `null`/`undefined`/`"cpu"`: no check.
+   */
+  optimizedFor?: string | null;
 }
+
+/** Targets of optimised graphs whose fused operators only their own provider implements. */
+const GPU_TARGETS: readonly string[] = ["cuda", "webgpu"];
 
 /** onnxruntime graph optimisation levels. */
 export const GRAPH_OPTIMIZATION_LEVELS = ["disabled", "basic", "extended", "layout", "all"] as const;
@@ -211,10 +223,22 @@ export function explainProviderFailure(provider: string, message: string): strin
     return `the ${provider.toUpperCase()} provider library is not installed (onnxruntime-node downloads it at install ` +
       "time with ONNXRUNTIME_NODE_INSTALL=cuda12; needs CUDA 12 and cuDNN 9)";
   }
+  const kernel = missingKernel(message);
+  if (kernel !== undefined) {
+    return `the ${provider} provider has no kernel for operator ${kernel.op} (opset ${kernel.version}, node ` +
+      `'${kernel.node}'); a graph with fused operators of another provider (converted with --optimize-for) needs ` +
+      "that provider";
+  }
   const line = message.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? message;
   // Drop "/onnxruntime_src/...cc:123 function(...)" prefixes: keep what follows the last "was false." or the text.
   const tail = line.replace(/^\/\S+:\d+ .*? (was false\.|failed\.)\s*/, "");
   return tail.length > 300 ? `${tail.slice(0, 300)}…` : tail;
+}
+
+/** The operator, opset and node of onnxruntime's "Could not find an implementation for Op(ver) node with name 'n'". */
+function missingKernel(message: string): { op: string; version: string; node: string } | undefined {
+  const m = /Could not find an implementation for ([\w.]+)\((\d+)\) node with name '([^']*)'/.exec(message);
+  return m === null ? undefined : { op: m[1]!, version: m[2]!, node: m[3]! };
 }
 
 /** A short reason for a provider failure that will not change for another graph of the same process. */
@@ -253,6 +277,10 @@ export async function loadOnnxModel(
   const tuning = tuningOptions(options);
   const compiled = new Set(availableExecutionProviders().map((b) => b.name));
   const failures: string[] = [];
+  const target = options.optimizedFor ?? null;
+  const gpuTarget = target !== null && GPU_TARGETS.includes(target) ? target : null;
+  /** Providers that failed for want of a kernel of the graph's target, with the operator. */
+  const wrongProvider: { provider: string; op: string; node: string }[] = [];
   for (const provider of providers) {
     let reason = known.get(provider);
     if (reason === undefined && !compiled.has(provider)) {
@@ -276,9 +304,20 @@ export async function loadOnnxModel(
         : await ort.InferenceSession.create(source, sessionOptions);
       const ms = Math.round(performance.now() - started);
       logger.info(`${name}: session created on ${provider} in ${ms} ms`, { component: name, provider, ms });
+      if (gpuTarget !== null && provider !== gpuTarget) {
+        logger.warn(`${name}: graph optimised for ${gpuTarget} runs on ${provider} (it has no ${gpuTarget}-only op)`, {
+          component: name,
+          provider,
+          target: gpuTarget,
+        });
+      }
       return wrap(session, provider, name);
     } catch (e) {
       const raw = errorMessage(e);
+      const kernel = missingKernel(raw);
+      if (gpuTarget !== null && provider !== gpuTarget && kernel !== undefined) {
+        wrongProvider.push({ provider, op: kernel.op, node: kernel.node });
+      }
       const message = explainProviderFailure(provider, raw);
       if (isEnvironmentFailure(raw)) known.set(provider, message);
       failures.push(`${provider}: ${message}`);
@@ -289,6 +328,21 @@ export async function loadOnnxModel(
         error: raw,
       });
     }
+  }
+  if (gpuTarget !== null && wrongProvider.length > 0) {
+    const w = wrongProvider[0]!;
+    const targetFailure = failures.find((f) => f.startsWith(`${gpuTarget}: `));
+    const why = targetFailure !== undefined
+      ? `it fell back to ${w.provider} because ${targetFailure}`
+      : `${gpuTarget} is not in executionProviders [${providers.join(", ")}]`;
+    const others = failures.filter((f) => !f.startsWith(`${gpuTarget}: `) && !f.startsWith(`${w.provider}: `));
+    throw new Error(
+      `${name}: the graph is optimised for ${gpuTarget} (ldm_onnx.json optimizations.target "${gpuTarget}") and ` +
+        `cannot run on the ${w.provider} execution provider, which has no kernel for its fused operator ${w.op} ` +
+        `(node '${w.node}'); ${why}. Load it with executionProviders ["${gpuTarget}"] on a machine where that ` +
+        `provider works, or convert the model without --optimize-for ${gpuTarget} (or with --optimize-for cpu) to ` +
+        `run it on ${w.provider}.${others.length > 0 ? ` Other providers: ${others.join("; ")}` : ""}`,
+    );
   }
   throw new Error(
     `Could not create an ONNX session for ${name} with any of [${providers.join(", ")}]: ${failures.join("; ")}`,

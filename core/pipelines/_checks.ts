@@ -122,7 +122,7 @@ export function checkTensor(name: string, v: unknown, shape: readonly number[]):
   if (v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
     throw new RangeError(`${name} must have shape [${shape.join(", ")}]: got [${v.shape.join(", ")}]`);
   }
-  const bad = v.data.findIndex((x) => !Number.isFinite(x));
+  const bad = firstNonFinite(v.data);
   if (bad >= 0) throw new RangeError(`${name} must hold finite values: element ${bad} is ${v.data[bad]}`);
   return v;
 }
@@ -134,9 +134,20 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   }
 }
 
+/** Index of the first NaN or ±Infinity in `d`, or -1. */
+export function firstNonFinite(d: Float32Array): number {
+  // `x - x` is 0 for every finite x and NaN for NaN and ±Infinity. A plain loop: `findIndex` with a callback took
+  // ~7 ns per element (0.35 ms for a 128×128 super-resolution output, every step), this ~0.5 ns.
+  for (let i = 0; i < d.length; i++) {
+    const x = d[i]!;
+    if (x - x !== 0) return i;
+  }
+  return -1;
+}
+
 /** Throws when a model output holds NaN or ±Infinity (e.g. a broken fp16 graph), naming where it happened. */
 export function checkFinite(t: Tensor, where: string): void {
-  const bad = t.data.findIndex((x) => !Number.isFinite(x));
+  const bad = firstNonFinite(t.data);
   if (bad >= 0) {
     throw new Error(
       `${where} produced a non-finite value (${t.data[bad]} at element ${bad} of [${t.shape.join(", ")}])`,

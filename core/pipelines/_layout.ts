@@ -48,21 +48,32 @@ export function concatChannels(a: Tensor, b: Tensor): Tensor {
   return new Tensor(out, [n, ca + cb, h, w]);
 }
 
-/** The window `[y0, y0 + h) × [x0, x0 + w)` of an NCHW tensor, copied. */
+/** The window `[y0, y0 + h) × [x0, x0 + w)` of an NCHW tensor, copied (the tensor itself when it is the whole). */
 export function crop(t: Tensor, y0: number, x0: number, h: number, w: number): Tensor {
   const [n, c, H, W] = t.shape as [number, number, number, number];
   if (y0 === 0 && x0 === 0 && h === H && w === W) return t;
-  const out = new Float32Array(n * c * h * w);
+  return cropInto(t, y0, x0, new Tensor(new Float32Array(n * c * h * w), [n, c, h, w]));
+}
+
+/** The window of `out`'s spatial size at `(y0, x0)` of an NCHW tensor, copied into `out` (same N and C). */
+export function cropInto(t: Tensor, y0: number, x0: number, out: Tensor): Tensor {
+  const [n, c, H, W] = t.shape as [number, number, number, number];
+  const [on, oc, h, w] = out.shape as [number, number, number, number];
+  if (on !== n || oc !== c || y0 < 0 || x0 < 0 || y0 + h > H || x0 + w > W) {
+    throw new RangeError(
+      `cropInto: a [${out.shape.join(", ")}] window at (${y0}, ${x0}) does not fit [${t.shape.join(", ")}]`,
+    );
+  }
   let at = 0;
   for (let p = 0; p < n * c; p++) {
     const base = p * H * W;
     for (let y = 0; y < h; y++) {
       const from = base + (y0 + y) * W + x0;
-      out.set(t.data.subarray(from, from + w), at);
+      out.data.set(t.data.subarray(from, from + w), at);
       at += w;
     }
   }
-  return new Tensor(out, [n, c, h, w]);
+  return out;
 }
 
 /** `[N, C, H, W]` → `[N, H, W, C]` (diffusers' `.permute(0, 2, 3, 1)`). */

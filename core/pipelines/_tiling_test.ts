@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Tensor } from "../tensor/mod.ts";
-import { axisWeights, planAxis, planTiles, runTiled } from "./_tiling.ts";
+import { axisWeights, planAxis, planTiles, runTiled, TiledRunner } from "./_tiling.ts";
 
 Deno.test("planAxis() covers the axis with aligned, overlapping windows ending at the border", () => {
   assert.deepEqual(planAxis(64, 128, 32, 8), { starts: [0], size: 64 });
@@ -67,5 +67,32 @@ Deno.test("runTiled() reproduces a pixel-local function exactly and stitches sca
   await assert.rejects(
     () => runTiled(input, plan, 2, () => Promise.resolve(Tensor.zeros([2, 3, 5, 5]))),
     /tile output has shape \[2, 3, 5, 5\], expected \[2, C, 32, 32\]/,
+  );
+});
+
+Deno.test("TiledRunner.run() gives runTiled()'s result on every call, each in a fresh buffer", async () => {
+  const [n, c, h, w] = [1, 2, 24, 40];
+  const plan = planTiles(h, w, 16, 6, 2);
+  const runner = new TiledRunner(plan, 1);
+  const model = (tile: Tensor) =>
+    Promise.resolve(new Tensor(tile.data.map((v, i) => Math.tanh(v) + ((i % 7) - 3) * 0.01), tile.shape));
+  const outputs: Tensor[] = [];
+  for (let k = 0; k < 3; k++) {
+    const input = new Tensor(Float32Array.from({ length: n * c * h * w }, (_, i) => Math.sin(i * 0.1 + k)), [
+      n,
+      c,
+      h,
+      w,
+    ]);
+    const reused = await runner.run(input, model);
+    const fresh = await runTiled(input, plan, 1, model);
+    assert.deepEqual([...reused.data], [...fresh.data], `call ${k}`);
+    outputs.push(reused);
+  }
+  assert.ok(outputs[0]!.data !== outputs[1]!.data && outputs[1]!.data !== outputs[2]!.data);
+  assert.ok([...outputs[0]!.data].some((v, i) => v !== outputs[1]!.data[i]), "earlier results are not overwritten");
+  await assert.rejects(
+    () => runner.run(Tensor.zeros([1, 2, 24, 32]), model),
+    /tiled input is 24×32, the tile grid covers 24×40/,
   );
 });

@@ -1,6 +1,6 @@
 /**
  * Running a converted UNet or decoder graph: resolving its input/output names and the `timestep` feed's shape from
- * the graph's metadata, and timing the calls.
+ * the graph's metadata (allocated once per run by {@linkcode TimestepFeed}), and timing the calls.
  *
  * @module
  */
@@ -40,6 +40,28 @@ export function timestepFeed(model: OnnxModel, t: number, batch: number): Tensor
     ? []
     : [1];
   return new Tensor(new Float32Array(shape.length === 0 ? 1 : shape[0]!).fill(t), shape);
+}
+
+/**
+ * A `timestep` feed for one batch size, allocated once per run (and again only when the batch changes) and refilled
+ * with each step's timestep, so the loop allocates nothing for it. Shaped as {@linkcode timestepFeed}.
+ */
+export class TimestepFeed {
+  /** The batch size the feed was built for. */
+  readonly batch: number;
+  readonly #tensor: Tensor;
+
+  /** @param model the graph whose `timestep` input this feeds. */
+  constructor(model: OnnxModel, batch: number) {
+    this.batch = batch;
+    this.#tensor = timestepFeed(model, 0, batch);
+  }
+
+  /** The feed holding `t` (the same tensor every call: valid until the next call). */
+  at(t: number): Tensor {
+    this.#tensor.data.fill(t);
+    return this.#tensor;
+  }
 }
 
 /** Accumulates wall-clock time and call counts of one kind of model call. */

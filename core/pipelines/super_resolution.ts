@@ -29,13 +29,15 @@ import {
   checkSchedulerConfig,
   checkSchedulerName,
   checkSignal,
+  firstNonFinite,
   resolveGenerator,
   throwIfAborted,
 } from "./_checks.ts";
-import { concatChannels, nchwToNhwc } from "./_layout.ts";
+import { nchwToNhwc } from "./_layout.ts";
+import { PreviewQueue } from "./_preview.ts";
 import { blockFactor, configInteger, readJsonObject, readModelIndex } from "./_repository.ts";
-import { planTiles, runTiled, type TilePlan } from "./_tiling.ts";
-import { CallTimer, requireInputs, timestepFeed } from "./_unet.ts";
+import { planTiles, TiledRunner, type TilePlan } from "./_tiling.ts";
+import { CallTimer, requireInputs, TimestepFeed } from "./_unet.ts";
 import type {
   PipelineLoadOptions,
   RunTimings,
@@ -173,17 +175,23 @@ export class LDMSuperResolutionPipeline {
    * @throws {Error} when no execution provider can run a component.
    */
   static async load(dir: string, options: PipelineLoadOptions = {}): Promise<LDMSuperResolutionPipeline> {
-    checkKnownKeys(options, ["executionProviders", "intraOpNumThreads", "logger"], "LDMSuperResolutionPipeline.load");
+    checkKnownKeys(
+      options,
+      ["executionProviders", "intraOpNumThreads", "logger", "textEmbeddingCache"],
+      "LDMSuperResolutionPipeline.load",
+    );
     await readModelIndex(dir, "LDMSuperResolutionPipeline");
     const [schedulerConfig, unetConfig, vqvaeConfig] = await Promise.all([
       readJsonObject(dir, "scheduler/scheduler_config.json"),
       readJsonObject(dir, "unet/config.json"),
       readJsonObject(dir, "vqvae/config.json"),
     ]);
+    // textEmbeddingCache is for text to image (loadPipeline passes one set of options to either class).
+    const { textEmbeddingCache: _unused, ...sessionOptions } = options;
     const sessions = await loadOnnxComponents(dir, {
       unet: "unet/model.onnx",
       vqvaeDecoder: "vqvae/decoder.onnx",
-    }, options);
+    }, sessionOptions);
     try {
       return new LDMSuperResolutionPipeline({
         unet: sessions.unet,
@@ -268,7 +276,7 @@ export class LDMSuperResolutionPipeline {
     if (h! * w! > MAX_INPUT_PIXELS) {
       throw new RangeError(`image must have at most ${MAX_INPUT_PIXELS} pixels: got ${w}×${h} = ${h! * w!}`);
     }
-    const bad = t.data.findIndex((x) => !Number.isFinite(x));
+    const bad = firstNonFinite(t.data);
     if (bad >= 0) throw new RangeError(`image tensor must hold finite values: element ${bad} is ${t.data[bad]}`);
     return t;
   }
@@ -312,13 +320,8 @@ export class LDMSuperResolutionPipeline {
   }
 
   /** VQ-decodes latents (tiled like the UNet) into `[B, H, W, 3]` in [0, 1]. */
-  async #decode(latents: Tensor, plan: TilePlan, timer: CallTimer): Promise<Tensor> {
-    const x = await runTiled(
-      latents,
-      plan,
-      this.#factor,
-      (tile) => timer.run(this.#c.vqvaeDecoder, { latent_sample: tile }, "sample"),
-    );
+  async #decode(latents: Tensor, tiles: TiledRunner, timer: CallTimer): Promise<Tensor> {
+    const x = await tiles.run(latents, (tile) => timer.run(this.#c.vqvaeDecoder, { latent_sample: tile }, "sample"));
     // image = clamp(image, -1, 1); image = image / 2 + 0.5 (clamp first, unlike text2im).
     const d = x.data;
     for (let j = 0; j < d.length; j++) d[j] = f32(f32(Math.min(Math.max(d[j]!, -1), 1) / 2) + 0.5);
@@ -358,7 +361,7 @@ export class LDMSuperResolutionPipeline {
     const scheduler = this.#makeScheduler(schedulerName, schedulerConfig);
 
     const t0 = performance.now();
-    const unetTimer = new CallTimer(), decodeTimer = new CallTimer();
+    const unetTimer = new CallTimer(), decodeTimer = new CallTimer(), previewTimer = new CallTimer();
     let latents = generator.randn([batch, this.#latentChannels, h, w]);
     scheduler.setTimesteps(steps);
     latents = mulScalar(latents, scheduler.initNoiseSigma);
@@ -369,39 +372,60 @@ export class LDMSuperResolutionPipeline {
           ` per step, decoder ${plans.decoder.count} tile(s) of ${plans.decoder.cols.size}×${plans.decoder.rows.size}`,
       );
     }
+    // Built once per run, not per step: `cat([latents, image], dim=1)` with the image channels written now and the
+    // latent channels rewritten every step, the timestep feed, and the tile runners (blending windows, buffers).
+    const lc = this.#latentChannels, ic = image.shape[1]!, plane = h * w;
+    const input = Tensor.zeros([batch, lc + ic, h, w]);
+    for (let b = 0; b < batch; b++) {
+      input.data.set(image.data.subarray(b * ic * plane, (b + 1) * ic * plane), (b * (lc + ic) + lc) * plane);
+    }
+    const timestep = new TimestepFeed(this.#c.unet, batch);
+    const unetTiles = new TiledRunner(plans.unet, 1), decoderTiles = new TiledRunner(plans.decoder, this.#factor);
+    const previews = new PreviewQueue(onPreview);
     let x0: Tensor | undefined;
     for (let i = 0; i < timesteps.length; i++) {
       throwIfAborted(signal);
+      previews.throwIfFailed();
       const t = timesteps[i]!;
-      const input = scheduler.scaleModelInput(concatChannels(latents, image), t);
-      const noise = await runTiled(input, plans.unet, 1, (tile) =>
-        unetTimer.run(this.#c.unet, {
-          sample: tile,
-          timestep: timestepFeed(this.#c.unet, t, batch),
-        }, "out_sample"));
+      for (let b = 0; b < batch; b++) {
+        input.data.set(latents.data.subarray(b * lc * plane, (b + 1) * lc * plane), b * (lc + ic) * plane);
+      }
+      const scaled = scheduler.scaleModelInput(input, t);
+      const feed = timestep.at(t);
+      const noise = await unetTiles.run(
+        scaled,
+        (tile) => unetTimer.run(this.#c.unet, { sample: tile, timestep: feed }, "out_sample"),
+      );
       const res = scheduler.step(noise, t, latents, { eta, generator });
       latents = res.prevSample;
       x0 = res.predOriginalSample;
       onProgress?.({ step: i + 1, totalSteps: timesteps.length, timestep: t, elapsedMs: performance.now() - t0 });
       if (previewEvery > 0 && (i + 1) % previewEvery === 0 && i + 1 < timesteps.length) {
-        const images = await this.#decode(x0 ?? latents, plans.decoder, new CallTimer());
-        await onPreview!({
-          step: i + 1,
-          totalSteps: timesteps.length,
-          images,
-          itemOfImage: Array<number>(batch).fill(0),
-        });
+        if (previews.busy) {
+          this.#logger.debug(`preview at step ${i + 1} skipped: the previous onPreview has not settled`);
+        } else {
+          const images = await this.#decode(x0 ?? latents, decoderTiles, previewTimer);
+          previews.deliver({
+            step: i + 1,
+            totalSteps: timesteps.length,
+            images,
+            itemOfImage: Array<number>(batch).fill(0),
+          });
+        }
       }
     }
+    await previews.settle();
     throwIfAborted(signal);
-    const images = await this.#decode(latents, plans.decoder, decodeTimer);
+    const images = await this.#decode(latents, decoderTiles, decodeTimer);
     const timings: RunTimings = {
       totalMs: performance.now() - t0,
       textEncoderMs: 0,
       unetMs: unetTimer.ms,
       unetCalls: unetTimer.calls,
       decodeMs: decodeTimer.ms,
+      previewMs: previewTimer.ms,
       steps: timesteps.length,
+      textCacheHits: 0,
     };
     this.#logger.debug(
       `super-resolution: ${timesteps.length} steps of ${scheduler.className}, ${plans.unet.count} tile(s), ${

@@ -213,3 +213,24 @@ Deno.test("autoTiles() sizes tiles so the largest attention matrix stays within 
     { unet: 1024, decoder: 1024 },
   );
 });
+
+Deno.test("upscale() builds its UNet inputs once per run and rewrites them in place per step", async (t) => {
+  for (const [name, tileSize, count] of [["untiled", 0, 1], ["tiled", 16, 9]] as const) {
+    await t.step(name, async () => {
+      const unet = fakeSrUNet();
+      const feeds: Record<string, unknown>[] = [];
+      const run = unet.run;
+      unet.run = (f) => {
+        feeds.push({ ...f });
+        return run(f);
+      };
+      const pipe = new LDMSuperResolutionPipeline({ unet, vqvaeDecoder: fakeDecoder(2), ...SR_CONFIGS });
+      const image = new Tensor(Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i)), [1, 3, 32, 32]);
+      const r = await pipe.upscale({ image, numInferenceSteps: 3, seed: 0, tileSize, tileOverlap: 8 });
+      assert.equal(r.tiles, count);
+      assert.equal(feeds.length, 3 * count);
+      // DDIM's scaleModelInput is the identity: the same sample buffer (or tile buffer) every call.
+      for (const key of ["sample", "timestep"]) assert.ok(feeds.every((f) => f[key] === feeds[0]![key]), key);
+    });
+  }
+});

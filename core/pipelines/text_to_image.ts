@@ -4,10 +4,14 @@
  * The loop, per diffusers (ldm-reference §1.1), with the deliberate differences marked ★:
  * 1. Tokenise every prompt to 77 ids (`[CLS] … [SEP] [PAD]…`) and run LDMBert without attention mask; with
  *    classifier-free guidance also encode the unconditional texts (★ the negative prompts, `""` by default).
+ *    ★ A per-pipeline cache keeps `""`'s embedding and those of recent prompts (`_text_cache.ts`), so a guided run
+ *    encodes only its prompts and a repeated run skips the encoder; results are bit for bit those of encoding.
  * 2. Draw latents `[B, C, h/f, w/f]` from the generator (or take the caller's), ★ times `initNoiseSigma`.
  * 3. For each timestep t: ★ `scaleModelInput`; UNet on `[uncond; cond]` as one batch (or on cond alone when the
  *    guidance weight is ≤ 1); `uncond + w·(cond − uncond)`; `scheduler.step` (★ with the generator, so DDIM η > 0
  *    and Euler-ancestral noise continue the seeded stream as diffusers' global generator would).
+ *    The UNet's inputs (`[uncond; cond]` latents buffer, text states, timestep) are built once per run (again only
+ *    when a batch item leaves) and rewritten in place per step; guidance is computed in place in the UNet's output.
  * 4. `latents / scaling_factor` → VAE decoder → `(x / 2 + 0.5).clamp(0, 1)` → NHWC.
  * ★ Image size is checked against the real VAE scale factor (diffusers hard-codes 8).
  *
@@ -38,7 +42,9 @@ import {
 } from "./_checks.ts";
 import { concatBatch, nchwToNhwc, sliceBatch } from "./_layout.ts";
 import { blockFactor, configInteger, configNumber, readJsonObject, readModelIndex } from "./_repository.ts";
-import { CallTimer, requireInputs, timestepFeed } from "./_unet.ts";
+import { TextEmbeddingCache, type TextEmbeddingCacheOptions, type TextEmbeddingCacheStats } from "./_text_cache.ts";
+import { PreviewQueue } from "./_preview.ts";
+import { CallTimer, requireInputs, TimestepFeed } from "./_unet.ts";
 import type {
   BatchItemResult,
   BatchResult,
@@ -84,6 +90,11 @@ export interface TextToImageComponents {
   unetConfig: Readonly<Record<string, unknown>>;
   /** `vqvae/config.json` (`block_out_channels`, `scaling_factor`). */
   vaeConfig: Readonly<Record<string, unknown>>;
+  /**
+   * Bounds of the prompt-embedding cache; `false` caches nothing, not even the unconditional `""`.
+   * @default { maxEntries: 32, maxBytes: 16 MiB }
+   */
+  textEmbeddingCache?: TextEmbeddingCacheOptions | false;
   /** Where to log. @default silent */
   logger?: Logger;
 }
@@ -119,6 +130,26 @@ interface Group {
   signal: AbortSignal | undefined;
   cond?: Tensor;
   uncond?: Tensor;
+}
+
+/**
+ * What the UNet is fed for one set of active groups: built when a run starts and again only when a batch item leaves,
+ * never per step.
+ */
+interface StepInputs {
+  /** Active groups these inputs are for. */
+  count: number;
+  /** Latent rows (images) of the active groups. */
+  rows: number;
+  /**
+   * `sample`: `[uncond; cond]` latents (or the groups' latents without guidance), rewritten in place every step; the
+   * cond half starts at row `rows`. `undefined` for one group without guidance, whose scaled latents are fed as is.
+   */
+  sample: Tensor | undefined;
+  /** `encoder_hidden_states` in the same row order. */
+  context: Tensor;
+  /** `timestep`, refilled every step. */
+  timestep: TimestepFeed;
 }
 
 interface Shared {
@@ -159,7 +190,16 @@ const BATCH_KEYS = [...SHARED_KEYS, "items"];
 const ITEM_KEYS = ["prompt", "negativePrompt", "seed", "numImages", "latents", "signal"];
 
 function emptyTimings(): RunTimings {
-  return { totalMs: 0, textEncoderMs: 0, unetMs: 0, unetCalls: 0, decodeMs: 0, steps: 0 };
+  return {
+    totalMs: 0,
+    textEncoderMs: 0,
+    unetMs: 0,
+    unetCalls: 0,
+    decodeMs: 0,
+    previewMs: 0,
+    steps: 0,
+    textCacheHits: 0,
+  };
 }
 
 /**
@@ -182,6 +222,7 @@ export class LDMTextToImagePipeline {
   readonly #latentChannels: number;
   readonly #scalingFactor: number;
   readonly #defaultSize: number;
+  readonly #textCache: TextEmbeddingCache | undefined;
   #disposed = false;
   /** Facts about this pipeline. */
   readonly info: TextToImageInfo;
@@ -193,7 +234,11 @@ export class LDMTextToImagePipeline {
    * @throws {Error} when no execution provider can run a component.
    */
   static async load(dir: string, options: PipelineLoadOptions = {}): Promise<LDMTextToImagePipeline> {
-    checkKnownKeys(options, ["executionProviders", "intraOpNumThreads", "logger"], "LDMTextToImagePipeline.load");
+    checkKnownKeys(
+      options,
+      ["executionProviders", "intraOpNumThreads", "logger", "textEmbeddingCache"],
+      "LDMTextToImagePipeline.load",
+    );
     await readModelIndex(dir, "LDMTextToImagePipeline");
     const [schedulerConfig, unetConfig, vaeConfig] = await Promise.all([
       readJsonObject(dir, "scheduler/scheduler_config.json"),
@@ -209,11 +254,12 @@ export class LDMTextToImagePipeline {
       }
       throw e;
     }
+    const { textEmbeddingCache, ...sessionOptions } = options;
     const sessions = await loadOnnxComponents(dir, {
       bert: "bert/model.onnx",
       unet: "unet/model.onnx",
       vaeDecoder: "vqvae/decoder.onnx",
-    }, options);
+    }, sessionOptions);
     try {
       return new LDMTextToImagePipeline({
         bert: sessions.bert,
@@ -223,6 +269,7 @@ export class LDMTextToImagePipeline {
         schedulerConfig,
         unetConfig,
         vaeConfig,
+        ...(textEmbeddingCache === undefined ? {} : { textEmbeddingCache }),
         ...(options.logger ? { logger: options.logger } : {}),
       });
     } catch (e) {
@@ -246,6 +293,18 @@ export class LDMTextToImagePipeline {
     this.#latentChannels = configInteger(unetConfig, "in_channels", "unet/config.json");
     this.#scalingFactor = configNumber(vaeConfig, "scaling_factor", "vqvae/config.json", 0.18215);
     this.#defaultSize = configInteger(unetConfig, "sample_size", "unet/config.json") * this.#vaeScale;
+    const cacheOptions = components.textEmbeddingCache;
+    if (
+      cacheOptions !== undefined && cacheOptions !== false &&
+      (typeof cacheOptions !== "object" || cacheOptions === null)
+    ) {
+      throw new TypeError(
+        `textEmbeddingCache must be false or { maxEntries?, maxBytes? }: got ${JSON.stringify(cacheOptions)}`,
+      );
+    }
+    if (cacheOptions) checkKnownKeys(cacheOptions, ["maxEntries", "maxBytes"], "textEmbeddingCache");
+    // "" is pinned: every guided run without a negative prompt needs its embedding.
+    this.#textCache = cacheOptions === false ? undefined : new TextEmbeddingCache(cacheOptions ?? {}, [""]);
     requireInputs(components.bert, ["input_ids"]);
     requireInputs(components.unet, ["sample", "timestep", "encoder_hidden_states"]);
     requireInputs(components.vaeDecoder, ["latent_sample"]);
@@ -264,6 +323,14 @@ export class LDMTextToImagePipeline {
       latentChannels: this.#latentChannels,
       schedulerClass: scheduler.className,
     };
+  }
+
+  /**
+   * Sizes and hit/miss counters of the text-embedding cache (`undefined` when built with
+   * `textEmbeddingCache: false`).
+   */
+  get textEmbeddingCacheStats(): TextEmbeddingCacheStats | undefined {
+    return this.#textCache?.stats();
   }
 
   /** A fresh scheduler for one run: the repository's, or `name` built from its config (diffusers' `from_config`). */
@@ -426,22 +493,34 @@ export class LDMTextToImagePipeline {
     return { items: results, scheduler, timings };
   }
 
-  /** Encodes every distinct text once and gives each group its `[n, 77, D]` cond (and uncond) embeddings. */
-  async #encodeText(groups: Group[], cfg: boolean, timer: CallTimer): Promise<void> {
+  /**
+   * Gives each group its `[n, 77, D]` cond (and uncond) embeddings, each distinct text of the run once, from the
+   * cache or from one encoder call (in chunks of 16) as {@linkcode TextEmbeddingCache.lookup} splits them; returns
+   * how many texts the cache answered. A partial hit is encoded again instead of split off: it would only save rows
+   * of a call made anyway, while what matters is kept: the `""` row of every guided run, and the whole encoder call
+   * for a repeated run.
+   */
+  async #encodeText(groups: Group[], cfg: boolean, timer: CallTimer): Promise<number> {
     const texts = [...new Set(groups.flatMap((g) => cfg ? [...g.prompts, ...g.negatives] : g.prompts))];
-    const rows = new Map<string, number>();
-    texts.forEach((t, i) => rows.set(t, i));
-    const chunks: Tensor[] = [];
-    for (let i = 0; i < texts.length; i += 16) {
-      const ids = this.#c.tokenizer.encodeBatch(texts.slice(i, i + 16), { maxLength: MAX_LENGTH });
-      chunks.push(await timer.run(this.#c.bert, { input_ids: ids }, "last_hidden_state"));
+    const { cached, encode } = this.#textCache?.lookup(texts) ?? { cached: new Map<string, Tensor>(), encode: texts };
+    const rows = new Map(cached);
+    for (let i = 0; i < encode.length; i += 16) {
+      const chunk = encode.slice(i, i + 16);
+      const ids = this.#c.tokenizer.encodeBatch(chunk, { maxLength: MAX_LENGTH });
+      const out = await timer.run(this.#c.bert, { input_ids: ids }, "last_hidden_state");
+      chunk.forEach((t, j) => {
+        // A copy, so that a cache entry holds its own row, not the whole chunk's buffer.
+        const row = new Tensor(sliceBatch(out, j, j + 1).data.slice(), [1, ...out.shape.slice(1)]);
+        rows.set(t, row);
+        this.#textCache?.set(t, row);
+      });
     }
-    const all = concatBatch(chunks);
-    const gather = (list: string[]) => concatBatch(list.map((t) => sliceBatch(all, rows.get(t)!, rows.get(t)! + 1)));
+    const gather = (list: string[]) => concatBatch(list.map((t) => rows.get(t)!));
     for (const g of groups) {
       g.cond = gather(g.prompts);
       if (cfg) g.uncond = gather(g.negatives);
     }
+    return cached.size;
   }
 
   /** VAE-decodes latents (already in the scheduler's space) into `[N, H, W, 3]` images in [0, 1]. */
@@ -460,6 +539,25 @@ export class LDMTextToImagePipeline {
     return nchwToNhwc(concatBatch(parts));
   }
 
+  /**
+   * The UNet inputs for `active`: the `sample` buffer, `encoder_hidden_states` (`[uncond…; cond…]` with guidance)
+   * and the `timestep` feed. Called when a run starts and when an item leaves the batch, not per step.
+   */
+  #stepInputs(active: readonly Group[], cfg: boolean, h: number, w: number): StepInputs {
+    const rows = active.reduce((n, g) => n + g.latents.shape[0]!, 0);
+    const batch = cfg ? 2 * rows : rows;
+    const context = concatBatch(
+      cfg ? [...active.map((g) => g.uncond!), ...active.map((g) => g.cond!)] : active.map((g) => g.cond!),
+    );
+    return {
+      count: active.length,
+      rows,
+      sample: cfg || active.length > 1 ? Tensor.zeros([batch, this.#latentChannels, h, w]) : undefined,
+      context,
+      timestep: new TimestepFeed(this.#c.unet, batch),
+    };
+  }
+
   async #run(
     groups: Group[],
     shared: Shared,
@@ -467,6 +565,7 @@ export class LDMTextToImagePipeline {
     const t0 = performance.now();
     const timings = emptyTimings();
     const textTimer = new CallTimer(), unetTimer = new CallTimer(), decodeTimer = new CallTimer();
+    const previewTimer = new CallTimer();
     const results: (BatchItemResult | undefined)[] = groups.map(() => undefined);
     const cfg = shared.guidance > 1;
     if (!cfg && groups.some((g) => g.negatives.some((n) => n !== ""))) {
@@ -488,40 +587,55 @@ export class LDMTextToImagePipeline {
       }
       return groups.filter((g) => results[g.item] === undefined);
     };
+    const h = shared.height / this.#vaeScale, w = shared.width / this.#vaeScale;
+    const previews = new PreviewQueue(shared.onPreview);
 
     throwIfAborted(shared.signal);
     let active = dropAborted();
-    if (active.length > 0) await this.#encodeText(active, cfg, textTimer);
+    if (active.length > 0) timings.textCacheHits = await this.#encodeText(active, cfg, textTimer);
     const g32 = f32(shared.guidance);
+    // Items only ever leave a batch, so a change of the active set shows as a change of its size.
+    let inputs: StepInputs | undefined;
     for (let i = 0; i < timesteps.length && active.length > 0; i++) {
       throwIfAborted(shared.signal);
+      previews.throwIfFailed();
       active = dropAborted();
       if (active.length === 0) break;
+      if (inputs?.count !== active.length) inputs = this.#stepInputs(active, cfg, h, w);
       const t = timesteps[i]!;
-      // ★ scaleModelInput per group (its scheduler tracks its own step index), then [uncond; cond] as one batch.
-      const scaled = concatBatch(active.map((g) => g.scheduler.scaleModelInput(g.latents, t)));
-      const sample = cfg ? concatBatch([scaled, scaled]) : scaled;
-      const context = concatBatch(
-        cfg ? [...active.map((g) => g.uncond!), ...active.map((g) => g.cond!)] : active.map((g) => g.cond!),
-      );
-      const batch = sample.shape[0]!;
+      // ★ scaleModelInput per group (its scheduler tracks its own step index), written into the [uncond; cond]
+      // batch in place (both halves get the same latents).
+      let sample: Tensor;
+      if (inputs.sample === undefined) {
+        sample = active[0]!.scheduler.scaleModelInput(active[0]!.latents, t);
+      } else {
+        sample = inputs.sample;
+        const half = inputs.rows * (sample.size / sample.shape[0]!);
+        let at = 0;
+        for (const g of active) {
+          const x = g.scheduler.scaleModelInput(g.latents, t).data;
+          sample.data.set(x, at);
+          if (cfg) sample.data.set(x, at + half);
+          at += x.length;
+        }
+      }
       const out = await unetTimer.run(this.#c.unet, {
         sample,
-        timestep: timestepFeed(this.#c.unet, t, batch),
-        encoder_hidden_states: context,
+        timestep: inputs.timestep.at(t),
+        encoder_hidden_states: inputs.context,
       }, "out_sample");
       let noise = out;
       if (cfg) {
-        // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond), in float32.
-        const half = batch / 2;
-        noise = new Tensor(new Float32Array(out.size / 2), [half, ...out.shape.slice(1)]);
-        const u = out.data.subarray(0, noise.size), c = out.data.subarray(noise.size);
-        for (let j = 0; j < noise.size; j++) noise.data[j] = f32(u[j]! + f32(g32 * f32(c[j]! - u[j]!)));
+        // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond), in float32, written over the
+        // uncond half of the UNet's output (a fresh buffer every call), so guidance allocates nothing.
+        const d = out.data, half = d.length / 2;
+        for (let j = 0; j < half; j++) d[j] = f32(d[j]! + f32(g32 * f32(d[half + j]! - d[j]!)));
+        noise = new Tensor(d.subarray(0, half), [inputs.rows, ...out.shape.slice(1)]);
       }
       let row = 0;
       for (const g of active) {
         const n = g.latents.shape[0]!;
-        const res = g.scheduler.step(sliceBatch(noise, row, row + n), t, g.latents, {
+        const res = g.scheduler.step(active.length === 1 ? noise : sliceBatch(noise, row, row + n), t, g.latents, {
           eta: shared.eta,
           generator: g.generator,
         });
@@ -536,15 +650,20 @@ export class LDMTextToImagePipeline {
         elapsedMs: performance.now() - t0,
       });
       if (shared.previewEvery > 0 && (i + 1) % shared.previewEvery === 0 && i + 1 < timesteps.length) {
-        const images = await this.#decode(concatBatch(active.map((g) => g.x0 ?? g.latents)), new CallTimer());
-        await shared.onPreview!({
-          step: i + 1,
-          totalSteps: timesteps.length,
-          images,
-          itemOfImage: active.flatMap((g) => Array<number>(g.latents.shape[0]!).fill(g.item)),
-        });
+        if (previews.busy) {
+          this.#logger.debug(`preview at step ${i + 1} skipped: the previous onPreview has not settled`);
+        } else {
+          const images = await this.#decode(concatBatch(active.map((g) => g.x0 ?? g.latents)), previewTimer);
+          previews.deliver({
+            step: i + 1,
+            totalSteps: timesteps.length,
+            images,
+            itemOfImage: active.flatMap((g) => Array<number>(g.latents.shape[0]!).fill(g.item)),
+          });
+        }
       }
     }
+    await previews.settle();
     throwIfAborted(shared.signal);
     active = dropAborted();
     if (active.length > 0) {
@@ -560,6 +679,7 @@ export class LDMTextToImagePipeline {
     timings.unetMs = unetTimer.ms;
     timings.unetCalls = unetTimer.calls;
     timings.decodeMs = decodeTimer.ms;
+    timings.previewMs = previewTimer.ms;
     timings.steps = timesteps.length;
     timings.totalMs = performance.now() - t0;
     this.#logger.debug(

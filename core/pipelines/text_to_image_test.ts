@@ -306,3 +306,191 @@ Deno.test("LDMTextToImagePipeline reads its configs, reports info, and refuses u
     /unet\/config.json: in_channels must be a positive integer: got undefined/,
   );
 });
+
+Deno.test("generate() takes repeated prompts and the empty prompt from the text-embedding cache, bit for bit", async () => {
+  const { pipe, bert } = makePipeline();
+  const bareBert = fakeBert();
+  const uncached = new LDMTextToImagePipeline({
+    bert: bareBert,
+    unet: fakeUNet(),
+    vaeDecoder: fakeDecoder(2),
+    tokenizer: fakeTokenizer,
+    ...T2I_CONFIGS,
+    textEmbeddingCache: false,
+  });
+  const base = { numInferenceSteps: 3, seed: 4, guidanceScale: 4 };
+  const runs: [Record<string, unknown>, number[][], number][] = [
+    [{ prompt: "red" }, [[2, 77]], 0], // red and "" in one call; "" pinned, red cached
+    [{ prompt: "blue" }, [[1, 77]], 1], // only blue: "" comes from the cache
+    [{ prompt: "red" }, [], 2], // encoder skipped
+    [{ prompt: ["red", "blue"], numImagesPerPrompt: 2 }, [], 3],
+    [{ prompt: "red", guidanceScale: 1 }, [], 1],
+    [{ prompt: "red", negativePrompt: "blue" }, [], 2],
+    [{ prompt: "green", negativePrompt: "red" }, [[2, 77]], 0], // a miss encodes every text of the run
+  ];
+  for (const [opts, calls, hits] of runs) {
+    bert.calls.length = 0;
+    const a = await pipe.generate({ ...base, ...opts } as never);
+    const b = await uncached.generate({ ...base, ...opts } as never);
+    assert.equal(maxAbsDiff(a.images, b.images), 0, JSON.stringify(opts));
+    assert.deepEqual(bert.calls.map((c) => c.shapes["input_ids"]), calls, JSON.stringify(opts));
+    assert.equal(a.timings.textCacheHits, hits, JSON.stringify(opts));
+    assert.equal(b.timings.textCacheHits, 0);
+    if (calls.length === 0) assert.equal(a.timings.textEncoderMs, 0);
+  }
+  assert.equal(bareBert.calls.length, runs.length, "without a cache every run calls the encoder");
+  const stats = pipe.textEmbeddingCacheStats!;
+  assert.deepEqual([stats.entries, stats.pinned, stats.hits, stats.misses], [3, [""], 9, 5]);
+  assert.equal(uncached.textEmbeddingCacheStats, undefined);
+  // generateBatch shares the cache: every text cached → no encoder call.
+  bert.calls.length = 0;
+  const batch = await pipe.generateBatch({
+    items: [{ prompt: "red", seed: 1 }, { prompt: "blue", seed: 2 }],
+    numInferenceSteps: 3,
+    guidanceScale: 4,
+  });
+  assert.deepEqual(bert.calls, []);
+  assert.equal(batch.timings.textCacheHits, 3);
+});
+
+Deno.test("the text-embedding cache evicts the least recently used prompt past its bounds", async () => {
+  const bert = fakeBert();
+  const make = (textEmbeddingCache: { maxEntries?: number; maxBytes?: number }) =>
+    new LDMTextToImagePipeline({
+      bert,
+      unet: fakeUNet(),
+      vaeDecoder: fakeDecoder(2),
+      tokenizer: fakeTokenizer,
+      ...T2I_CONFIGS,
+      textEmbeddingCache,
+    });
+  const encoded = async (pipe: LDMTextToImagePipeline, prompt: string) => {
+    bert.calls.length = 0;
+    await pipe.generate({ prompt, numInferenceSteps: 1, seed: 0 });
+    return bert.calls.length;
+  };
+  const one = make({ maxEntries: 1 });
+  assert.deepEqual(
+    [await encoded(one, "red"), await encoded(one, "red"), await encoded(one, "blue"), await encoded(one, "red")],
+    [1, 0, 1, 1],
+  );
+  assert.deepEqual([one.textEmbeddingCacheStats!.entries, one.textEmbeddingCacheStats!.evictions], [1, 2]);
+  // The fake encoder's rows are 77 × 8 float32 (2464 bytes): a bound of 3000 bytes holds one prompt.
+  const bytes = make({ maxBytes: 3000 });
+  assert.deepEqual([await encoded(bytes, "red"), await encoded(bytes, "blue"), await encoded(bytes, "red")], [1, 1, 1]);
+  assert.ok(bytes.textEmbeddingCacheStats!.bytes <= 3000);
+  assert.throws(() => make({ maxEntries: -1 }), /textEmbeddingCache.maxEntries must be an integer >= 0: got -1/);
+  assert.throws(() => make({ size: 3 } as never), /textEmbeddingCache: unknown option 'size'/);
+  assert.throws(() => make("big" as never), /textEmbeddingCache must be false or \{ maxEntries\?, maxBytes\? \}/);
+});
+
+Deno.test("the loop builds the UNet's text states and buffers once per run, again only when an item leaves", async () => {
+  const unet = fakeUNet();
+  const feeds: Record<string, unknown>[] = [];
+  const run = unet.run;
+  unet.run = (f) => {
+    feeds.push({ ...f });
+    return run(f);
+  };
+  const pipe = new LDMTextToImagePipeline({
+    bert: fakeBert(),
+    unet,
+    vaeDecoder: fakeDecoder(2),
+    tokenizer: fakeTokenizer,
+    ...T2I_CONFIGS,
+  });
+  const same = (key: string, from: number, to: number) =>
+    feeds.slice(from, to).every((f) => f[key] === feeds[from]![key]);
+  await pipe.generate({ prompt: "p", guidanceScale: 3, numInferenceSteps: 4, seed: 0, scheduler: "lms" });
+  assert.equal(feeds.length, 4);
+  for (const key of ["sample", "timestep", "encoder_hidden_states"]) assert.ok(same(key, 0, 4), key);
+  feeds.length = 0;
+  const gone = new AbortController();
+  await pipe.generateBatch({
+    items: [{ prompt: "a", seed: 1 }, { prompt: "b", seed: 2, signal: gone.signal }],
+    guidanceScale: 3,
+    numInferenceSteps: 4,
+    onProgress: ({ step }) => step === 2 && gone.abort(),
+  });
+  assert.deepEqual(unet.calls.slice(-4).map((c) => c.shapes["encoder_hidden_states"]![0]), [4, 4, 2, 2]);
+  for (const key of ["sample", "timestep", "encoder_hidden_states"]) {
+    assert.ok(same(key, 0, 2) && same(key, 2, 4), key);
+    assert.notEqual(feeds[1]![key], feeds[2]![key], `${key} rebuilt when the item left`);
+  }
+});
+
+Deno.test("previews: the loop goes on while onPreview's promise is pending, skips previews until it settles", async () => {
+  const { pipe, unet, vaeDecoder } = makePipeline();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const delivered: number[] = [];
+  let unetCallsAtRelease = 0;
+  let lastSettled = false;
+  const r = await pipe.generate({
+    prompt: "p",
+    numInferenceSteps: 8,
+    seed: 0,
+    previewEvery: 1,
+    onPreview: ({ step }) => {
+      delivered.push(step);
+      if (step === 1) return gate;
+      if (step === 7) return new Promise<void>((resolve) => setTimeout(() => resolve(void (lastSettled = true)), 20));
+    },
+    onProgress: ({ step }) => {
+      if (step === 3) {
+        unetCallsAtRelease = unet.calls.length;
+        release();
+      }
+    },
+  });
+  assert.equal(unetCallsAtRelease, 3, "steps 2 and 3 ran while the first preview was pending");
+  assert.equal(delivered[0], 1);
+  assert.ok(!delivered.includes(2) && !delivered.includes(3), `skipped while pending: ${delivered}`);
+  assert.equal(delivered.at(-1), 7);
+  assert.ok(lastSettled, "the run resolves after the last pending preview settled");
+  assert.equal(vaeDecoder.calls.length, delivered.length + 1, "skipped previews are not decoded");
+  assert.ok(r.timings.previewMs >= 0 && r.timings.decodeMs >= 0);
+
+  const calls = unet.calls.length;
+  await assert.rejects(
+    () =>
+      pipe.generate({
+        prompt: "p",
+        numInferenceSteps: 8,
+        seed: 0,
+        previewEvery: 2,
+        onPreview: () => Promise.reject(new Error("consumer failed")),
+      }),
+    /consumer failed/,
+  );
+  assert.ok(unet.calls.length - calls < 8, "a rejected preview stops the run");
+  await assert.rejects(
+    () =>
+      pipe.generate({
+        prompt: "p",
+        numInferenceSteps: 4,
+        previewEvery: 2,
+        onPreview: () => {
+          throw new Error("sync failure");
+        },
+      }),
+    /sync failure/,
+  );
+});
+
+Deno.test("with the built-in model, cached text embeddings give the images encoding gives, bit for bit", async () => {
+  const dir = new URL("../../models/builtin/ldm-text2im-tiny", import.meta.url).pathname;
+  await using cached = await LDMTextToImagePipeline.load(dir);
+  await using uncached = await LDMTextToImagePipeline.load(dir, { textEmbeddingCache: false });
+  const p = "a big red circle on a blue background", q = "a small green square on a white background";
+  const runs = [{ prompt: p }, { prompt: q }, { prompt: p }, { prompt: [q, p] }, { prompt: p, negativePrompt: q }];
+  const hits: number[] = [];
+  for (const run of runs) {
+    const opts = { ...run, guidanceScale: 5, numInferenceSteps: 3, seed: 1 };
+    const a = await cached.generate(opts);
+    const b = await uncached.generate(opts);
+    assert.equal(maxAbsDiff(a.images, b.images), 0, JSON.stringify(run));
+    hits.push(a.timings.textCacheHits);
+  }
+  assert.deepEqual(hits, [0, 1, 2, 3, 2]);
+});
