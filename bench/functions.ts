@@ -6,6 +6,10 @@
  * - app: `app.request()` on `createApp` over that same runner (validation, queue, base64, JSON; no socket, no worker);
  * - server: `fetch` to a server on 127.0.0.1 whose worker hosts the pipelines (adds the socket and the worker hop).
  *
+ * Then encoding off the generation slot: two batches submitted back to back to a one-slot queue over a one-worker
+ * pool, with the images encoded on the pipeline worker (`encoderWorkers: 0`, the behaviour before encoder workers) and
+ * in an encoder worker while the pipeline worker runs the second batch; measured in the same run.
+ *
  * @module
  */
 import { Image } from "imagescript";
@@ -15,7 +19,9 @@ import { loadConfig } from "../functions/config.ts";
 import { silentLogger } from "../functions/logger.ts";
 import { createRunner } from "../functions/onnx_runner.ts";
 import { onnxRunnerOptions, startServer } from "../functions/server.ts";
+import { GenerationQueue } from "../functions/queue.ts";
 import { readyRunner, type SuperResolutionJob, type TextToImageJob } from "../functions/runner.ts";
+import { WorkerPoolRunner } from "../functions/worker/pool.ts";
 
 /**
  * Medians of several variants measured in alternating rounds, so that load from other processes on a shared machine
@@ -32,6 +38,71 @@ async function interleaved<const F extends readonly (() => unknown)[]>(
     for (const [i, fn] of fns.entries()) medians[i]!.push(await timeMedianMs(fn, { warmup: 1, iterations }));
   }
   return medians.map((m) => m.sort((a, b) => a - b)[1]!) as { [K in keyof F]: number };
+}
+
+/**
+ * Milliseconds until two text-to-image batches submitted back to back are both answered, through a one-slot queue
+ * over a one-worker pool hosting `module`: encoding on the slot (`encoderWorkers: 0`) and off it (one encoder
+ * worker), measured interleaved. Also the median `encode_ms` and `inference_ms` of the off-slot variant.
+ */
+async function backToBack(
+  module: URL,
+  options: unknown,
+  job: TextToImageJob,
+): Promise<{ onSlot: number; offSlot: number; encodeMs: number; inferenceMs: number }> {
+  const pools = [0, 1].map((encoderWorkers) =>
+    new WorkerPoolRunner({ size: 1, module, options, logger: silentLogger, encoderWorkers })
+  );
+  try {
+    while (pools.some((p) => p.status().state === "loading")) await new Promise((r) => setTimeout(r, 10));
+    const failed = pools.find((p) => p.status().state === "failed");
+    if (failed) throw new Error(`the bench pool failed to load: ${JSON.stringify(failed.status())}`);
+    const queues = pools.map((p) => new GenerationQueue(p, { concurrency: 1, maxQueue: 4, maxBatchImages: 1 }));
+    const signal = new AbortController().signal;
+    const samples = { encodeMs: [] as number[], inferenceMs: [] as number[] };
+    // Different seeds per batch, so that `maxBatchImages: 1` keeps them two pipeline calls.
+    const two = (q: GenerationQueue, record: boolean) => async () => {
+      const outcomes = await Promise.all(
+        [1, 2].map((b) =>
+          q.submit({ task: "text-to-image", job: { ...job, seeds: job.seeds.map((s) => s + 100 * b) } }, { signal })
+        ),
+      );
+      if (record) {
+        for (const o of outcomes) {
+          samples.encodeMs.push(o.result.encodeMs), samples.inferenceMs.push(o.result.inferenceMs);
+        }
+      }
+    };
+    const [onSlot, offSlot] = await interleaved([two(queues[0]!, false), two(queues[1]!, true)], {
+      warmup: 1,
+      iterations: 3,
+    });
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    return { onSlot, offSlot, encodeMs: median(samples.encodeMs), inferenceMs: median(samples.inferenceMs) };
+  } finally {
+    await Promise.all(pools.map((p) => p.close()));
+  }
+}
+
+function backToBackRows(label: string, r: Awaited<ReturnType<typeof backToBack>>, notes: string): BenchRow[] {
+  return [
+    {
+      name: `${label}: 2 batches back to back, encoding on the slot`,
+      value: r.onSlot,
+      unit: "ms",
+      notes: `${notes}; pipeline worker encodes (encoderWorkers 0)`,
+    },
+    {
+      name: `${label}: 2 batches back to back, encoding off the slot`,
+      value: r.offSlot,
+      unit: "ms",
+      ratio: r.offSlot / r.onSlot,
+      baseline: "encoding on the slot",
+      notes: `${notes}; 1 encoder worker; per batch inference_ms ${r.inferenceMs.toFixed(0)}, encode_ms ${
+        r.encodeMs.toFixed(0)
+      }; saved ${(r.onSlot - r.offSlot).toFixed(0)} ms`,
+    },
+  ];
 }
 
 /** Runs the suite. */
@@ -122,6 +193,21 @@ export async function run(): Promise<BenchSuite> {
       },
       { name: "process RSS after the suite", value: rssMiB(), unit: "MiB", notes: "in-process runner + one worker" },
     );
+
+    // Encoding off the slot. A fake pipeline whose steps wait asynchronously (as a GPU-bound thread does) making four
+    // 1024×1024 PNGs per batch, encoded for real; then the built-in text-to-image model on the CPU.
+    const big: TextToImageJob = { ...job, seeds: [1, 2, 3, 4], numImagesPerPrompt: 4, width: 1024, height: 1024 };
+    const fake = await backToBack(new URL("../functions/testing/fake_runner.ts", import.meta.url), { stepMs: 40 }, {
+      ...big,
+      numInferenceSteps: 10,
+    });
+    rows.push(...backToBackRows("fake GPU-like pipeline", fake, "4 × 1024×1024 PNG per batch, 10 steps × 40 ms"));
+    const builtin = await backToBack(
+      new URL("../functions/onnx_runner.ts", import.meta.url),
+      { ...onnxRunnerOptions(config), functions: ["text-to-image"] },
+      { ...big, width: 256, height: 256, numInferenceSteps: 1 },
+    );
+    rows.push(...backToBackRows("built-in text-to-image", builtin, "4 × 256×256 PNG per batch, 1 step, CPU"));
   } finally {
     await server.shutdown();
     await runner.close();

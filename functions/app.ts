@@ -175,6 +175,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   metrics.gauge("ldm_queue_depth", "Requests waiting for a generation slot.", () => queue.depth);
   metrics.gauge("ldm_generations_in_flight", "Pipeline calls running now.", () => queue.running);
+  metrics.gauge(
+    "ldm_encodings_in_flight",
+    "Finished pipeline calls whose images are being encoded (their slot already free).",
+    () => queue.encoding,
+  );
   metrics.gauge("ldm_generation_slots", "Pipeline calls that may run at once.", () => queue.concurrency);
   metrics.gauge(
     "ldm_ready",

@@ -43,6 +43,14 @@ export interface IdempotencyLimits {
   graceMs: number;
 }
 
+/** Bounds of the text-to-image pipeline's text-embedding cache (its prompt LRU). */
+export interface TextCacheLimits {
+  /** Most prompts kept. */
+  maxEntries: number;
+  /** Most bytes kept (embeddings' float32 data plus 2 bytes per key character). */
+  maxBytes: number;
+}
+
 /** Validated configuration of a server process. */
 export interface ServerConfig {
   /** Interface to listen on. */
@@ -59,6 +67,11 @@ export interface ServerConfig {
   executionProviders: readonly string[];
   /** Threads per CPU-provider session; 0 lets onnxruntime decide. */
   intraOpThreads: number;
+  /**
+   * Text-embedding cache of the text-to-image pipeline (per worker), or `false` when `LDM_TEXT_CACHE_ENTRIES` or
+   * `LDM_TEXT_CACHE_BYTES` is 0: every prompt then goes through the text encoder.
+   */
+  textEmbeddingCache: TextCacheLimits | false;
   /** Accepted bearer keys. Empty means anonymous access. */
   apiKeys: readonly string[];
   /** Whether anonymous access was asked for explicitly. */
@@ -137,6 +150,18 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     name: "LDM_INTRA_OP_THREADS",
     default: "0",
     description: "Threads per CPU-provider session (0 = onnxruntime's choice).",
+  },
+  {
+    name: "LDM_TEXT_CACHE_ENTRIES",
+    default: "32",
+    description: "Prompts whose text embeddings each text-to-image worker keeps (least recently used evicted), so a " +
+      "repeated prompt skips the text encoder (0 = no text-embedding cache at all).",
+  },
+  {
+    name: "LDM_TEXT_CACHE_BYTES",
+    default: String(16 * 1024 * 1024),
+    description: "Most bytes of that cache per worker: 394 KB per prompt for CompVis' LDMBert, 39 KB for the " +
+      "built-in model (0 = no text-embedding cache at all).",
   },
   {
     name: "LDM_API_KEYS",
@@ -337,6 +362,9 @@ export function loadConfig(
     problems.push(`LDM_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}: got ${JSON.stringify(logLevel)}`);
   }
 
+  const textCacheEntries = int("LDM_TEXT_CACHE_ENTRIES", 0, 1_000_000);
+  const textCacheBytes = int("LDM_TEXT_CACHE_BYTES", 0, 64 * 1024 * 1024 * 1024);
+
   const config: ServerConfig = {
     host,
     port,
@@ -345,6 +373,9 @@ export function loadConfig(
     superResolutionModelDir: raw("LDM_SUPER_RESOLUTION_MODEL_DIR"),
     executionProviders,
     intraOpThreads: int("LDM_INTRA_OP_THREADS", 0, 1024),
+    textEmbeddingCache: textCacheEntries === 0 || textCacheBytes === 0
+      ? false
+      : { maxEntries: textCacheEntries, maxBytes: textCacheBytes },
     apiKeys,
     allowAnonymous,
     limits: {

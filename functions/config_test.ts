@@ -26,6 +26,8 @@ Deno.test("loadConfig() reads every variable it documents", () => {
     LDM_SUPER_RESOLUTION_MODEL_DIR: "/m/sr",
     LDM_EXECUTION_PROVIDERS: "cuda, webgpu ,cpu",
     LDM_INTRA_OP_THREADS: "4",
+    LDM_TEXT_CACHE_ENTRIES: "8",
+    LDM_TEXT_CACHE_BYTES: "1048576",
     LDM_API_KEYS: "aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb",
     LDM_API_KEYS_FILE: "/secrets/keys",
     LDM_ALLOW_ANONYMOUS: "false",
@@ -65,6 +67,20 @@ Deno.test("loadConfig() reads every variable it documents", () => {
   assert.deepEqual(c.queue, { concurrency: 2, maxQueue: 0, maxBatchImages: 8 });
   assert.deepEqual([c.requestTimeoutMs, c.shutdownGraceMs, c.logLevel], [60000, 5000, "debug"]);
   assert.deepEqual(c.idempotency, { ttlMs: 600_000, maxBytes: 1_048_576, graceMs: 0 });
+  assert.deepEqual(c.textEmbeddingCache, { maxEntries: 8, maxBytes: 1_048_576 });
+});
+
+Deno.test("loadConfig() sizes the text-embedding cache; 0 in either variable turns it off", () => {
+  assert.deepEqual(loadConfig({}).textEmbeddingCache, { maxEntries: 32, maxBytes: 16 * 1024 * 1024 });
+  assert.equal(loadConfig({ LDM_TEXT_CACHE_ENTRIES: "0" }).textEmbeddingCache, false);
+  assert.equal(loadConfig({ LDM_TEXT_CACHE_BYTES: "0" }).textEmbeddingCache, false);
+  assert.throws(
+    () => loadConfig({ LDM_TEXT_CACHE_ENTRIES: "-1", LDM_TEXT_CACHE_BYTES: "16MiB" }),
+    (e) =>
+      e instanceof ConfigError && e.problems.length === 2 &&
+      /LDM_TEXT_CACHE_ENTRIES must be an integer in \[0, 1000000\]: got "-1"/.test(e.message) &&
+      /LDM_TEXT_CACHE_BYTES must be an integer in \[0, 68719476736\]: got "16MiB"/.test(e.message),
+  );
 });
 
 Deno.test("loadConfig() lists every invalid variable with its value", () => {

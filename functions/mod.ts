@@ -6,7 +6,8 @@
  *   `/healthz`, `/readyz`, `/metrics`, `/openapi.json`) over an injected {@linkcode PipelineRunner}, configuration,
  *   clock, logger and metrics. Tests drive it with `app.request()`.
  * - {@linkcode startServer} / {@linkcode runFromEnv}: `Deno.serve` with the pipelines in a pool of workers
- *   ({@linkcode WorkerPoolRunner}, so inference never blocks the event loop), a bounded batching
+ *   ({@linkcode WorkerPoolRunner}, so inference never blocks the event loop; its encoder workers,
+ *   {@linkcode CodecPool}, encode the images while the pipeline worker takes the next call), a bounded batching
  *   {@linkcode GenerationQueue}, and graceful shutdown on SIGTERM/SIGINT. Entry points: `main.ts` (both functions),
  *   `text_to_image/main.ts`, `super_resolution/main.ts`.
  * - {@linkcode loadConfig} / {@linkcode CONFIG_VARIABLES}: every environment variable, validated once.
@@ -42,16 +43,24 @@ export type {
   QueueLimits,
   RequestLimits,
   ServerConfig,
+  TextCacheLimits,
 } from "./config.ts";
 export { onnxRunnerOptions, runFromEnv, startServer } from "./server.ts";
 export type { RunFromEnvOptions, RunningServer, StartServerOptions } from "./server.ts";
 export { WorkerPoolRunner } from "./worker/pool.ts";
 export type { WorkerPoolOptions } from "./worker/pool.ts";
+export { CodecPool } from "./worker/codec_pool.ts";
+export type { CodecPoolOptions } from "./worker/codec_pool.ts";
+export { decodeUpload, encodeGenerated } from "./codec.ts";
+export type { ImageCodec } from "./codec.ts";
 export { batchKey, GenerationQueue, QueueClosedError, QueueFullError, systemClock } from "./queue.ts";
 export type { Clock, GenerationQueueOptions, QueueObserver, QueueOutcome, QueueWork, SubmitOptions } from "./queue.ts";
 export { readyRunner, RunnerError, toRunnerError } from "./runner.ts";
 export type {
+  DecodedImage,
   EncodedImage,
+  GeneratedImage,
+  GeneratedResult,
   LoadedRunner,
   ModelDescriptor,
   PipelineRunner,

@@ -4,11 +4,12 @@
  *
  * onnxruntime-node's `session.run` blocks the thread it runs on, so the server hosts this module in a worker
  * (`worker/pool.ts` imports it there through {@linkcode createRunner}); calling it in-process is for the bench and
- * the CLI.
+ * the CLI. In the worker, the pool calls `generateTextToImage` / `generateSuperResolution`, which return the float
+ * images unencoded, and encodes them in its encoder workers; `textToImage` / `superResolution` encode in-thread.
  *
  * @module
  */
-import { decodeImage, encodeImage, toRgbImages } from "@ldm/core/image";
+import type { Tensor } from "@ldm/core/tensor";
 import {
   type BatchItemResult,
   LDMSuperResolutionPipeline,
@@ -17,8 +18,10 @@ import {
 } from "@ldm/core/pipelines";
 import type { SchedulerName, Task } from "@ldm/sdk/schemas";
 import { SCHEDULER_NAMES } from "@ldm/sdk/schemas";
+import { decodeUpload, encodeGenerated } from "./codec.ts";
 import {
-  type EncodedImage,
+  type GeneratedImage,
+  type GeneratedResult,
   type LoadedRunner,
   type ModelDescriptor,
   RunnerError,
@@ -43,6 +46,11 @@ export interface OnnxRunnerOptions {
   intraOpThreads: number;
   /** Largest input the super-resolution decoder accepts, in pixels. */
   maxInputPixels: number;
+  /**
+   * The text-to-image pipeline's text-embedding cache (`textEmbeddingCache` of `LDMTextToImagePipeline.load`):
+   * bounds of its prompt LRU, or `false` for no caching. @default the pipeline's (32 prompts, 16 MiB)
+   */
+  textEmbeddingCache?: { maxEntries: number; maxBytes: number } | false;
 }
 
 /** Extra hooks of {@linkcode createRunner}. */
@@ -75,7 +83,30 @@ function providers(byComponent: Record<string, string>): string {
   return [...new Set(Object.values(byComponent))].join(",");
 }
 
-const CONTENT_TYPES = { png: "image/png", jpeg: "image/jpeg", webp: "image/webp" } as const;
+/**
+ * The `[N, H, W, 3]` images of one job as {@linkcode GeneratedImage}s over one buffer of their own (copied out of
+ * the batch's output, so each job's buffer can be transferred on its own).
+ */
+function ownImages(tensors: readonly Tensor[], seeds: readonly number[]): GeneratedImage[] {
+  const pixels = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
+  const images: GeneratedImage[] = [];
+  let at = 0;
+  tensors.forEach((t, i) => {
+    const [n, h, w] = t.shape as [number, number, number, number];
+    pixels.set(t.data, at);
+    for (let k = 0; k < n; k++) {
+      images.push({ width: w, height: h, pixels: pixels.subarray(at, at + h * w * 3), seed: seeds[i]! });
+      at += h * w * 3;
+    }
+  });
+  return images;
+}
+
+async function encoded(result: GeneratedResult): Promise<RunResult> {
+  const e0 = performance.now();
+  const images = await encodeGenerated(result);
+  return { images, inferenceMs: result.inferenceMs, encodeMs: performance.now() - e0 };
+}
 
 /** Runs the two pipelines in the current thread. */
 class OnnxRunner implements LoadedRunner {
@@ -123,6 +154,16 @@ class OnnxRunner implements LoadedRunner {
   }
 
   async textToImage(jobs: readonly TextToImageJob[], options: RunOptions): Promise<(RunResult | null)[]> {
+    const generated = await this.generateTextToImage(jobs, options);
+    const results: (RunResult | null)[] = [];
+    for (const g of generated) results.push(g ? await encoded(g) : null);
+    return results;
+  }
+
+  async generateTextToImage(
+    jobs: readonly TextToImageJob[],
+    options: RunOptions,
+  ): Promise<(GeneratedResult | null)[]> {
     const t2i = this.#t2i;
     if (!t2i) throw new RunnerError("not_ready", "This runner has no text-to-image model");
     const first = jobs[0];
@@ -163,42 +204,29 @@ class OnnxRunner implements LoadedRunner {
       throw toRunnerError(e, options.signal);
     }
     const inferenceMs = batch.timings.totalMs;
-    const results: (RunResult | null)[] = [];
+    const results: (GeneratedResult | null)[] = [];
     for (let j = 0; j < jobs.length; j++) {
       const job = jobs[j]!;
       const mine = batch.items.filter((_, i) => items[i]!.job === j);
-      if (mine.some((r: BatchItemResult) => r.status !== "done")) {
+      const done = mine.flatMap((r: BatchItemResult) => r.status === "done" ? [r.images] : []);
+      if (done.length !== mine.length) {
         results.push(null);
         continue;
       }
-      const e0 = performance.now();
-      const images: EncodedImage[] = [];
-      for (const [i, r] of mine.entries()) {
-        if (r.status !== "done") continue;
-        for (const rgb of toRgbImages(r.images)) {
-          images.push({
-            data: new Uint8Array(await encodeImage(rgb, job.outputFormat)),
-            contentType: CONTENT_TYPES[job.outputFormat],
-            width: rgb.width,
-            height: rgb.height,
-            seed: job.seeds[i]!,
-          });
-        }
-      }
-      results.push({ images, inferenceMs, encodeMs: performance.now() - e0 });
+      // Item i of the job is image i (one image per item), drawn with seed i.
+      results.push({ images: ownImages(done, job.seeds), outputFormat: job.outputFormat, inferenceMs });
     }
     return results;
   }
 
   async superResolution(job: SuperResolutionJob, options: RunOptions): Promise<RunResult> {
+    return await encoded(await this.generateSuperResolution(job, options));
+  }
+
+  async generateSuperResolution(job: SuperResolutionJob, options: RunOptions): Promise<GeneratedResult> {
     const sr = this.#sr;
     if (!sr) throw new RunnerError("not_ready", "This runner has no super-resolution model");
-    let image;
-    try {
-      image = await decodeImage(job.image, { maxPixels: this.#options.maxInputPixels });
-    } catch (e) {
-      throw new RunnerError("invalid_image", `image could not be decoded: ${(e as Error).message}`, "image");
-    }
+    const image = job.decoded ?? await decodeUpload(job.image, this.#options.maxInputPixels);
     let result;
     try {
       result = await sr.upscale({
@@ -214,18 +242,18 @@ class OnnxRunner implements LoadedRunner {
     } catch (e) {
       throw toRunnerError(e, options.signal);
     }
-    const e0 = performance.now();
-    const images: EncodedImage[] = [];
-    for (const rgb of toRgbImages(result.images)) {
-      images.push({
-        data: new Uint8Array(await encodeImage(rgb, job.outputFormat)),
-        contentType: CONTENT_TYPES[job.outputFormat],
-        width: rgb.width,
-        height: rgb.height,
-        seed: job.seed,
-      });
+    const [n, h, w] = result.images.shape as [number, number, number, number];
+    const data = result.images.data;
+    // The output is ours: hand its buffer over as it is when the images fill it, else copy them out.
+    const pixels = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength &&
+        data.buffer instanceof ArrayBuffer
+      ? data as Float32Array<ArrayBuffer>
+      : data.slice();
+    const images: GeneratedImage[] = [];
+    for (let k = 0; k < n; k++) {
+      images.push({ width: w, height: h, pixels: pixels.subarray(k * h * w * 3, (k + 1) * h * w * 3), seed: job.seed });
     }
-    return { images, inferenceMs: result.timings.totalMs, encodeMs: performance.now() - e0 };
+    return { images, outputFormat: job.outputFormat, inferenceMs: result.timings.totalMs };
   }
 
   async close(): Promise<void> {
@@ -254,12 +282,14 @@ class OnnxRunner implements LoadedRunner {
 export async function createRunner(options: OnnxRunnerOptions, hooks: CreateRunnerHooks = {}): Promise<LoadedRunner> {
   const load = { executionProviders: options.executionProviders, intraOpNumThreads: options.intraOpThreads };
   const withLogger = hooks.logger ? { ...load, logger: hooks.logger } : load;
+  const cache = options.textEmbeddingCache;
+  const t2iOptions = cache === undefined ? withLogger : { ...withLogger, textEmbeddingCache: cache };
   // Held in an object so the catch below sees what was loaded (a plain `let` is narrowed to null there).
   const loaded: { t2i: LDMTextToImagePipeline | null; sr: LDMSuperResolutionPipeline | null } = { t2i: null, sr: null };
   try {
     if (options.functions.includes("text-to-image")) {
       try {
-        loaded.t2i = await LDMTextToImagePipeline.load(options.textToImageModelDir, withLogger);
+        loaded.t2i = await LDMTextToImagePipeline.load(options.textToImageModelDir, t2iOptions);
       } catch (e) {
         throw new Error(`text-to-image model ${options.textToImageModelDir}: ${(e as Error).message}`);
       }

@@ -2,6 +2,10 @@
  * The bounded queue in front of the pipelines: at most `concurrency` generations run at once, at most `maxQueue`
  * wait, and compatible text-to-image requests that wait together run as one batched pipeline call.
  *
+ * A slot is held only while the pipeline runs: when the runner reports the call generated (`onGenerated`), the next
+ * call starts while the finished one's images are encoded. Super-resolution uploads are decoded (the runner's
+ * `prepareSuperResolution`) while the request waits, before it takes a slot.
+ *
  * @module
  */
 import type { Task } from "@ldm/sdk/schemas";
@@ -69,11 +73,12 @@ export class QueueClosedError extends Error {
 
 /** Receives what the queue does (metrics). */
 export interface QueueObserver {
-  /** A pipeline call finished (or failed, or was cancelled). */
+  /** A pipeline call finished, its images encoded (or it failed, or was cancelled). */
   onRunEnd?(info: {
     task: Task;
     batchSize: number;
     images: number;
+    /** Milliseconds the call held its slot: until the pipeline finished, encoding excluded when it ran elsewhere. */
     durationMs: number;
     stepsDone: number;
     outcome: "ok" | "error" | "cancelled";
@@ -99,6 +104,8 @@ interface Entry {
   options: SubmitOptions;
   enqueuedAt: number;
   state: "waiting" | "running" | "settled";
+  /** False while the runner prepares the work (decodes an upload); only ready entries take a slot. */
+  ready: boolean;
   batch: Batch | null;
   resolve: (o: QueueOutcome) => void;
   reject: (e: unknown) => void;
@@ -138,7 +145,10 @@ export class GenerationQueue {
   readonly #clock: Clock;
   readonly #observer: QueueObserver;
   readonly #waiting: Entry[] = [];
+  /** Calls holding a slot (the pipeline runs). */
   readonly #batches = new Set<Batch>();
+  /** Calls that gave their slot back and whose images are being encoded. */
+  readonly #encoding = new Set<Batch>();
   #closed = false;
   #avgRunMs = 0;
   #idleWaiters: (() => void)[] = [];
@@ -166,9 +176,14 @@ export class GenerationQueue {
     return this.#waiting.length;
   }
 
-  /** Pipeline calls running now. */
+  /** Pipeline calls running now (holding a slot). */
   get running(): number {
     return this.#batches.size;
+  }
+
+  /** Finished pipeline calls whose images are being encoded (no slot held). */
+  get encoding(): number {
+    return this.#encoding.size;
   }
 
   /** Slots (concurrent pipeline calls). */
@@ -202,11 +217,13 @@ export class GenerationQueue {
       throw new QueueFullError(this.#maxQueue, this.retryAfterSeconds());
     }
     const { promise, resolve, reject } = Promise.withResolvers<QueueOutcome>();
+    const prepare = work.task === "super-resolution" ? this.#runner.prepareSuperResolution?.bind(this.#runner) : null;
     const entry: Entry = {
       work,
       options,
       enqueuedAt: this.#clock.now(),
       state: "waiting",
+      ready: !prepare,
       batch: null,
       resolve,
       reject,
@@ -214,6 +231,22 @@ export class GenerationQueue {
     };
     options.signal.addEventListener("abort", entry.onAbort, { once: true });
     this.#waiting.push(entry);
+    if (prepare && work.task === "super-resolution") {
+      prepare(work.job, options.signal).then(
+        (job) => {
+          if (entry.state !== "waiting") return;
+          entry.work = { task: "super-resolution", job };
+          entry.ready = true;
+          this.#pump();
+        },
+        (e) => {
+          if (entry.state !== "waiting") return;
+          this.#waiting.splice(this.#waiting.indexOf(entry), 1);
+          this.#settle(entry, () => entry.reject(e));
+          this.#checkIdle();
+        },
+      );
+    }
     this.#pump();
     return promise;
   }
@@ -223,16 +256,16 @@ export class GenerationQueue {
     this.#closed = true;
   }
 
-  /** Resolves when nothing waits and nothing runs. */
+  /** Resolves when nothing waits, nothing runs and nothing is being encoded. */
   whenIdle(): Promise<void> {
-    if (this.#waiting.length === 0 && this.#batches.size === 0) return Promise.resolve();
+    if (this.#idle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Rejects every waiting request and cancels every running one with `reason`. */
+  /** Rejects every waiting request and cancels every running (or encoding) one with `reason`. */
   cancelAll(reason: unknown): void {
     for (const entry of this.#waiting.splice(0)) this.#settle(entry, () => entry.reject(reason));
-    for (const batch of this.#batches) {
+    for (const batch of [...this.#batches, ...this.#encoding]) {
       for (const m of batch.members) if (m.state !== "settled") this.#settle(m, () => m.reject(reason));
       batch.live = 0;
       batch.controller.abort(reason);
@@ -262,20 +295,25 @@ export class GenerationQueue {
     }
   }
 
+  #idle(): boolean {
+    return this.#waiting.length === 0 && this.#batches.size === 0 && this.#encoding.size === 0;
+  }
+
   #checkIdle(): void {
-    if (this.#waiting.length > 0 || this.#batches.size > 0) return;
+    if (!this.#idle()) return;
     for (const w of this.#idleWaiters.splice(0)) w();
   }
 
+  /** The oldest ready request, with the compatible ready ones that fit its batch. */
   #take(): Entry[] {
-    const head = this.#waiting.shift()!;
+    const head = this.#waiting.splice(this.#waiting.findIndex((e) => e.ready), 1)[0]!;
     const members = [head];
     if (head.work.task === "text-to-image") {
       const key = batchKey(head.work.job);
       let total = images(head.work);
       for (let i = 0; i < this.#waiting.length && total < this.#maxBatchImages;) {
         const e = this.#waiting[i]!;
-        if (e.work.task === "text-to-image" && batchKey(e.work.job) === key) {
+        if (e.ready && e.work.task === "text-to-image" && batchKey(e.work.job) === key) {
           const n = images(e.work);
           if (total + n <= this.#maxBatchImages) {
             members.push(e);
@@ -291,7 +329,7 @@ export class GenerationQueue {
   }
 
   #pump(): void {
-    while (this.#batches.size < this.#concurrency && this.#waiting.length > 0) {
+    while (this.#batches.size < this.#concurrency && this.#waiting.some((e) => e.ready)) {
       const members = this.#take();
       const batch: Batch = { controller: new AbortController(), members, live: members.length };
       this.#batches.add(batch);
@@ -306,11 +344,20 @@ export class GenerationQueue {
   async #run(batch: Batch): Promise<void> {
     const startedAt = this.#clock.now();
     let stepsDone = 0;
+    let generatedAt: number | null = null;
     const options = {
       signal: batch.controller.signal,
       onProgress: (step: number, total: number) => {
         stepsDone = step;
         for (const m of batch.members) if (m.state === "running") m.options.onProgress?.(step, total);
+      },
+      // The pipeline is done and its worker free: give the slot to the next call while the images are encoded.
+      onGenerated: () => {
+        if (generatedAt !== null || !this.#batches.has(batch)) return;
+        generatedAt = this.#clock.now();
+        this.#batches.delete(batch);
+        this.#encoding.add(batch);
+        this.#pump();
       },
     };
     const first = batch.members[0]!.work;
@@ -341,11 +388,12 @@ export class GenerationQueue {
       outcome = batch.controller.signal.aborted ? "cancelled" : "error";
       for (const m of batch.members) this.#settle(m, () => m.reject(e));
     } finally {
-      const durationMs = this.#clock.now() - startedAt;
+      const durationMs = (generatedAt ?? this.#clock.now()) - startedAt;
       if (outcome === "ok") {
         this.#avgRunMs = this.#avgRunMs === 0 ? durationMs : 0.8 * this.#avgRunMs + 0.2 * durationMs;
       }
       this.#batches.delete(batch);
+      this.#encoding.delete(batch);
       this.#observer.onRunEnd?.({
         task: first.task,
         batchSize: batch.members.length,

@@ -69,6 +69,46 @@ export interface SuperResolutionJob {
   scheduler: SchedulerName | null;
   /** Encoding of the output image. */
   outputFormat: OutputFormat;
+  /**
+   * `image` already decoded (8-bit RGB), filled in by {@linkcode PipelineRunner.prepareSuperResolution} so that
+   * decoding happens before the request takes a generation slot. When set, runners use it and ignore `image`.
+   */
+  decoded?: DecodedImage;
+}
+
+/** An 8-bit RGB image (`width × height × 3` bytes, row-major): a decoded upload. */
+export interface DecodedImage {
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** The pixels, R, G, B per pixel. */
+  data: Uint8Array<ArrayBuffer>;
+}
+
+/** A generated image before encoding: the pipeline's float output, transferable between workers. */
+export interface GeneratedImage {
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /**
+   * `height × width × 3` floats in [0, 1], row-major RGB (one image of the pipelines' `[N, H, W, 3]` output). Several
+   * images of one job may be views of one buffer; no buffer is shared between jobs.
+   */
+  pixels: Float32Array<ArrayBuffer>;
+  /** Seed that reproduces it. */
+  seed: number;
+}
+
+/** What one job generated, before encoding. */
+export interface GeneratedResult {
+  /** The job's images, in request order. */
+  images: GeneratedImage[];
+  /** How to encode them. */
+  outputFormat: OutputFormat;
+  /** Pipeline time in milliseconds (the whole batch's, for batched jobs). */
+  inferenceMs: number;
 }
 
 /** An encoded output image. */
@@ -91,7 +131,10 @@ export interface RunResult {
   images: EncodedImage[];
   /** Pipeline time in milliseconds (the whole batch's, for batched jobs). */
   inferenceMs: number;
-  /** Encoding time in milliseconds. */
+  /**
+   * Encoding time in milliseconds: from the end of the pipeline call to this job's encoded bytes (8-bit conversion
+   * and PNG/JPEG/WebP encoding, plus, when an encoder pool does it, the wait for a free encoder and the hops).
+   */
   encodeMs: number;
 }
 
@@ -107,6 +150,12 @@ export interface RunOptions {
    * while the others go on; `signal` still cancels the whole call.
    */
   jobSignals?: readonly AbortSignal[];
+  /**
+   * Called once when the pipeline call has finished and the generation slot (its worker) is free again, while the
+   * images are still being encoded elsewhere; the call's promise settles once they are. Runners that encode on the
+   * slot never call it.
+   */
+  onGenerated?: () => void;
 }
 
 /** Whether a runner's models are usable. */
@@ -131,6 +180,13 @@ export interface LoadedRunner {
    * `internal`.
    */
   superResolution(job: SuperResolutionJob, options: RunOptions): Promise<RunResult>;
+  /**
+   * Optional: {@linkcode textToImage} without the encoding, for hosts that encode elsewhere (the worker pool's
+   * encoders). Same contract otherwise.
+   */
+  generateTextToImage?(jobs: readonly TextToImageJob[], options: RunOptions): Promise<(GeneratedResult | null)[]>;
+  /** Optional: {@linkcode superResolution} without the encoding. Same contract otherwise. */
+  generateSuperResolution?(job: SuperResolutionJob, options: RunOptions): Promise<GeneratedResult>;
   /** Releases every session. */
   close(): Promise<void>;
 }
@@ -139,6 +195,12 @@ export interface LoadedRunner {
 export interface PipelineRunner extends LoadedRunner {
   /** Whether the models are loaded. The app answers 503 until `ready`. */
   status(): RunnerStatus;
+  /**
+   * Optional: decodes a super-resolution upload off the generation slot. The queue calls it when the request
+   * arrives, while other work may hold the slots, and queues the returned job (with `decoded` set).
+   * @throws {RunnerError} `invalid_image` when the image cannot be decoded, `cancelled` when `signal` aborts.
+   */
+  prepareSuperResolution?(job: SuperResolutionJob, signal: AbortSignal): Promise<SuperResolutionJob>;
 }
 
 /** Why a runner call failed. */

@@ -24,7 +24,7 @@ export interface StartServerOptions {
   logger: Logger;
   /**
    * The runner. @default a {@linkcode WorkerPoolRunner} of `config.queue.concurrency` workers hosting
-   * `runnerModule` (the ONNX pipelines unless told otherwise)
+   * `runnerModule` (the ONNX pipelines unless told otherwise), with its encoder workers
    */
   runner?: PipelineRunner;
   /** Runner module for the default worker pool. @default `./onnx_runner.ts` */
@@ -69,6 +69,7 @@ export function onnxRunnerOptions(config: ServerConfig): OnnxRunnerOptions {
     executionProviders: config.executionProviders,
     intraOpThreads: config.intraOpThreads,
     maxInputPixels: config.limits.maxInputPixels,
+    textEmbeddingCache: config.textEmbeddingCache,
   };
 }
 
@@ -91,6 +92,7 @@ export function startServer(options: StartServerOptions): RunningServer {
     module: options.runnerModule ?? new URL("./onnx_runner.ts", import.meta.url),
     options: options.runnerOptions ?? onnxRunnerOptions(config),
     logger,
+    maxInputPixels: config.limits.maxInputPixels,
   });
   const metrics = new Metrics();
   const queue = new GenerationQueue(runner, { ...config.queue, clock, observer: observeRuns(metrics) });

@@ -1,16 +1,19 @@
 /**
  * A fake {@linkcode PipelineRunner} for tests and the load test's plumbing checks: it runs the real step loop shape
  * (progress per step, cancellation at the next step), optionally blocking its thread per step the way
- * onnxruntime-node's `run` does, and returns real PNG/JPEG/WebP images (a solid colour derived from the seed).
+ * onnxruntime-node's `run` does, and returns real PNG/JPEG/WebP images (a solid colour derived from the seed), or,
+ * through `generateTextToImage` / `generateSuperResolution`, the same images unencoded, as the ONNX runner does.
  *
  * The module also exports {@linkcode createRunner}, so a worker can host it exactly as it hosts the ONNX runner.
  *
  * @module
  */
-import { decode, Image } from "imagescript";
+import { decode } from "imagescript";
 import { probeImage } from "../_image_probe.ts";
+import { encodeGenerated } from "../codec.ts";
 import {
-  type EncodedImage,
+  type GeneratedImage,
+  type GeneratedResult,
   type LoadedRunner,
   type ModelDescriptor,
   type PipelineRunner,
@@ -22,7 +25,6 @@ import {
   type TextToImageJob,
   toRunnerError,
 } from "../runner.ts";
-import type { OutputFormat } from "@ldm/sdk/schemas";
 
 /** Options of the fake runner. All structured-clone safe, so they can be sent to a worker. */
 export interface FakeRunnerOptions {
@@ -85,20 +87,21 @@ function busyWait(ms: number): void {
   }
 }
 
-async function encode(img: Image, format: OutputFormat): Promise<Uint8Array<ArrayBuffer>> {
-  const bytes = format === "png"
-    ? await img.encode(1)
-    : format === "jpeg"
-    ? await img.encodeJPEG(90)
-    : await img.encodeWEBP(90);
-  return new Uint8Array(bytes);
+/** A solid image of the seed's colour, as the pipelines return images: floats in [0, 1] that are exact bytes / 255. */
+function solid(width: number, height: number, seed: number, pixels = new Float32Array(width * height * 3)) {
+  const r = ((seed * 97) % 256) / 255, g = ((seed * 57) % 256) / 255, b = ((seed * 17) % 256) / 255;
+  for (let i = 0; i < pixels.length; i += 3) {
+    pixels[i] = r;
+    pixels[i + 1] = g;
+    pixels[i + 2] = b;
+  }
+  return { width, height, pixels, seed } satisfies GeneratedImage;
 }
 
-const CONTENT_TYPES = { png: "image/png", jpeg: "image/jpeg", webp: "image/webp" } as const;
-
-function colourFor(seed: number): number {
-  const r = (seed * 97) % 256, g = (seed * 57) % 256, b = (seed * 17) % 256;
-  return ((r << 24) | (g << 16) | (b << 8) | 0xff) >>> 0;
+async function encoded(result: GeneratedResult): Promise<RunResult> {
+  const e0 = performance.now();
+  const images = await encodeGenerated(result);
+  return { images, inferenceMs: result.inferenceMs, encodeMs: performance.now() - e0 };
 }
 
 /** The fake pipelines, already loaded. */
@@ -139,6 +142,17 @@ export class FakeLoadedRunner implements LoadedRunner {
 
   /** Runs the fake step loop once for the batch and returns one solid image per seed (`null` for aborted jobs). */
   async textToImage(jobs: readonly TextToImageJob[], options: RunOptions): Promise<(RunResult | null)[]> {
+    const generated = await this.generateTextToImage(jobs, options);
+    const results: (RunResult | null)[] = [];
+    for (const g of generated) results.push(g ? await encoded(g) : null);
+    return results;
+  }
+
+  /** {@linkcode textToImage} without the encoding: each job's images over one buffer of its own. */
+  async generateTextToImage(
+    jobs: readonly TextToImageJob[],
+    options: RunOptions,
+  ): Promise<(GeneratedResult | null)[]> {
     const first = jobs[0];
     if (!first) throw new RunnerError("invalid_parameter", "textToImage needs at least one job");
     const t0 = performance.now();
@@ -148,39 +162,39 @@ export class FakeLoadedRunner implements LoadedRunner {
       throw toRunnerError(e, options.signal);
     }
     const inferenceMs = performance.now() - t0;
-    const results: (RunResult | null)[] = [];
-    for (const [i, job] of jobs.entries()) {
-      if (options.jobSignals?.[i]?.aborted) {
-        results.push(null);
-        continue;
-      }
-      const e0 = performance.now();
-      const images: EncodedImage[] = [];
-      for (const seed of job.seeds) {
-        const img = new Image(job.width, job.height).fill(colourFor(seed));
-        images.push({
-          data: await encode(img, job.outputFormat),
-          contentType: CONTENT_TYPES[job.outputFormat],
-          width: job.width,
-          height: job.height,
-          seed,
-        });
-      }
-      results.push({ images, inferenceMs, encodeMs: performance.now() - e0 });
-    }
-    return results;
+    return jobs.map((job, i) => {
+      if (options.jobSignals?.[i]?.aborted) return null;
+      const size = job.width * job.height * 3;
+      const buffer = new Float32Array(size * job.seeds.length);
+      const images = job.seeds.map((seed, k) =>
+        solid(job.width, job.height, seed, buffer.subarray(k * size, (k + 1) * size))
+      );
+      return { images, outputFormat: job.outputFormat, inferenceMs };
+    });
   }
 
   /** Checks the image decodes, runs the fake step loop and returns a solid image `upscaleFactor` times larger. */
   async superResolution(job: SuperResolutionJob, options: RunOptions): Promise<RunResult> {
-    const probe = probeImage(job.image);
-    if (!probe || probe.format === "webp") {
-      throw new RunnerError("invalid_image", "image is not a PNG or JPEG image", "image");
-    }
-    try {
-      await decode(job.image);
-    } catch (e) {
-      throw new RunnerError("invalid_image", `image could not be decoded: ${(e as Error).message}`, "image");
+    return await encoded(await this.generateSuperResolution(job, options));
+  }
+
+  /**
+   * {@linkcode superResolution} without the encoding. A job whose upload was decoded already (`job.decoded`) is
+   * taken as it is, as the ONNX runner does.
+   */
+  async generateSuperResolution(job: SuperResolutionJob, options: RunOptions): Promise<GeneratedResult> {
+    let size = job.decoded;
+    if (!size) {
+      const probe = probeImage(job.image);
+      if (!probe || probe.format === "webp") {
+        throw new RunnerError("invalid_image", "image is not a PNG or JPEG image", "image");
+      }
+      try {
+        await decode(job.image);
+      } catch (e) {
+        throw new RunnerError("invalid_image", `image could not be decoded: ${(e as Error).message}`, "image");
+      }
+      size = { width: probe.width, height: probe.height, data: new Uint8Array(0) };
     }
     const t0 = performance.now();
     try {
@@ -190,16 +204,9 @@ export class FakeLoadedRunner implements LoadedRunner {
     }
     const inferenceMs = performance.now() - t0;
     const f = this.#options.upscaleFactor ?? 4;
-    const width = (probe.width - (probe.width % 32)) * f;
-    const height = (probe.height - (probe.height % 32)) * f;
-    const e0 = performance.now();
-    const img = new Image(width, height).fill(colourFor(job.seed));
-    const data = await encode(img, job.outputFormat);
-    return {
-      images: [{ data, contentType: CONTENT_TYPES[job.outputFormat], width, height, seed: job.seed }],
-      inferenceMs,
-      encodeMs: performance.now() - e0,
-    };
+    const width = (size.width - (size.width % 32)) * f;
+    const height = (size.height - (size.height % 32)) * f;
+    return { images: [solid(width, height, job.seed)], outputFormat: job.outputFormat, inferenceMs };
   }
 
   /** Nothing to release. */

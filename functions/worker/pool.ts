@@ -1,12 +1,16 @@
 /**
  * {@linkcode WorkerPoolRunner}: the {@linkcode PipelineRunner} the server uses. Each of its workers hosts a runner
  * module (its own ONNX sessions) and runs one pipeline call at a time, so inference never blocks the server's event
- * loop: health checks, readiness and progress streams keep answering while images are made.
+ * loop: health checks, readiness and progress streams keep answering while images are made. Encoding the images
+ * and decoding uploads happen in separate encoder workers ({@linkcode CodecPool}), so a pipeline worker takes its
+ * next call as soon as its pipeline call ends.
  *
  * @module
  */
+import type { ImageCodec } from "../codec.ts";
 import type { Logger } from "../logger.ts";
 import {
+  type GeneratedResult,
   type ModelDescriptor,
   type PipelineRunner,
   RunnerError,
@@ -16,6 +20,7 @@ import {
   type SuperResolutionJob,
   type TextToImageJob,
 } from "../runner.ts";
+import { CodecPool } from "./codec_pool.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 
 /** Options of {@linkcode WorkerPoolRunner}. */
@@ -30,6 +35,16 @@ export interface WorkerPoolOptions {
   logger: Logger;
   /** How long `close()` waits for a worker to release its sessions before terminating it. @default 10000 */
   closeTimeoutMs?: number;
+  /**
+   * Encoder workers: they encode the images while the pipeline workers go on with the next call, and decode
+   * super-resolution uploads before their request takes a slot. 0 encodes and decodes on the pipeline worker (the
+   * slot is held until the images are encoded). Ignored when `codec` is given. @default min(2, size)
+   */
+  encoderWorkers?: number;
+  /** A codec to use instead of the pool's own encoder workers; the caller closes it. */
+  codec?: ImageCodec;
+  /** Largest super-resolution upload the encoder workers decode, in pixels. @default 4096 * 4096 */
+  maxInputPixels?: number;
 }
 
 interface Slot {
@@ -45,7 +60,7 @@ interface Slot {
 interface Pending {
   resolve: (results: (RunResult | null)[]) => void;
   reject: (e: unknown) => void;
-  onProgress: ((step: number, total: number) => void) | undefined;
+  options: RunOptions;
   slot: Slot;
 }
 
@@ -57,6 +72,10 @@ const RESERVED = 0;
  * A pool of pipeline workers behind the {@linkcode PipelineRunner} port. Loading starts at construction;
  * `status()` is `loading` until every worker reports its models, `failed` (with the reason) when one cannot load.
  * A worker that crashes fails its call with an internal error and is replaced.
+ *
+ * A call holds its pipeline worker only for the pipeline itself: the worker sends the float images back (transferred,
+ * not copied), calls `onGenerated` and takes the next call, while the encoder workers encode them; the call's promise
+ * settles with the encoded bytes.
  *
  * @example Hosting the ONNX pipelines
  * ```ts ignore
@@ -73,15 +92,29 @@ export class WorkerPoolRunner implements PipelineRunner {
   readonly #slots: Slot[] = [];
   readonly #pending = new Map<number, Pending>();
   readonly #waiting: { acquire: (slot: Slot) => void; reject: (e: unknown) => void }[] = [];
+  /** Calls whose pipeline part is done and whose images are being encoded: rejected on close. */
+  readonly #encoding = new Set<(e: unknown) => void>();
+  readonly #codec: ImageCodec | null;
+  readonly #ownsCodec: boolean;
   #nextId = 1;
   #closing = false;
 
-  /** Starts `size` workers, each loading the runner module. */
+  /** Starts `size` pipeline workers, each loading the runner module, and the encoder workers. */
   constructor(options: WorkerPoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) {
       throw new RangeError(`size must be an integer >= 1: got ${options.size}`);
     }
+    const encoders = options.encoderWorkers ?? Math.min(2, options.size);
+    if (!Number.isInteger(encoders) || encoders < 0) {
+      throw new RangeError(`encoderWorkers must be an integer >= 0: got ${options.encoderWorkers}`);
+    }
+    const maxPixels = options.maxInputPixels;
+    if (maxPixels !== undefined && (!Number.isInteger(maxPixels) || maxPixels < 1)) {
+      throw new RangeError(`maxInputPixels must be an integer >= 1: got ${maxPixels}`);
+    }
     this.#options = options;
+    this.#ownsCodec = !options.codec && encoders > 0;
+    this.#codec = options.codec ?? (encoders > 0 ? new CodecPool({ size: encoders, logger: options.logger }) : null);
     for (let i = 0; i < options.size; i++) this.#slots.push(this.#spawn(i));
   }
 
@@ -117,8 +150,18 @@ export class WorkerPoolRunner implements PipelineRunner {
         }
         break;
       case "progress":
-        this.#pending.get(msg.id)?.onProgress?.(msg.step, msg.total);
+        this.#pending.get(msg.id)?.options.onProgress?.(msg.step, msg.total);
         break;
+      case "generated": {
+        const p = this.#pending.get(msg.id);
+        if (!p) break;
+        this.#pending.delete(msg.id);
+        slot.busy = null;
+        this.#dispatchWaiting();
+        p.options.onGenerated?.();
+        this.#encode(msg.results, p);
+        break;
+      }
       case "result":
       case "error": {
         const p = this.#pending.get(msg.id);
@@ -137,6 +180,46 @@ export class WorkerPoolRunner implements PipelineRunner {
         slot.closed?.();
         break;
     }
+  }
+
+  /** Encodes a finished call's images (each job on its own, in parallel as far as the codec goes). */
+  #encode(generated: (GeneratedResult | null)[], p: Pending): void {
+    const codec = this.#codec;
+    if (!codec) {
+      p.reject(new RunnerError("internal", "The worker returned images to encode but the pool has no encoder"));
+      return;
+    }
+    const t0 = performance.now();
+    const { signal, jobSignals } = p.options;
+    let settled = false;
+    const fail = (e: unknown) => {
+      if (settled) return;
+      settled = true;
+      this.#encoding.delete(fail);
+      p.reject(e);
+    };
+    this.#encoding.add(fail);
+    // A buffer may back several images of one job, never two jobs: if a runner broke that, copy rather than
+    // transfer one buffer twice.
+    const claimed = new Set<ArrayBuffer>();
+    const owned = generated.map((r) => {
+      if (!r) return r;
+      const mine = new Set(r.images.map((i) => i.pixels.buffer));
+      const shared = [...mine].some((b) => claimed.has(b));
+      for (const b of mine) claimed.add(b);
+      return shared ? { ...r, images: r.images.map((i) => ({ ...i, pixels: i.pixels.slice() })) } : r;
+    });
+    Promise.all(owned.map(async (r, j) => {
+      // A job that left its batch after the pipeline finished needs no images.
+      if (!r || jobSignals?.[j]?.aborted) return null;
+      const images = await codec.encode(r, signal);
+      return { images, inferenceMs: r.inferenceMs, encodeMs: performance.now() - t0 } satisfies RunResult;
+    })).then((results) => {
+      if (settled) return;
+      settled = true;
+      this.#encoding.delete(fail);
+      p.resolve(results);
+    }, fail);
   }
 
   #onCrash(slot: Slot, message: string): void {
@@ -219,12 +302,13 @@ export class WorkerPoolRunner implements PipelineRunner {
       s.addEventListener("abort", fn, { once: true });
       return () => s.removeEventListener("abort", fn);
     });
+    const raw = this.#codec !== null;
     try {
       return await new Promise<(RunResult | null)[]>((resolve, reject) => {
-        this.#pending.set(id, { resolve, reject, onProgress: options.onProgress, slot });
+        this.#pending.set(id, { resolve, reject, options, slot });
         const run: ToWorker = message.task === "text-to-image"
-          ? { type: "run", id, task: "text-to-image", jobs: message.jobs }
-          : { type: "run", id, task: "super-resolution", job: message.job };
+          ? { type: "run", id, raw, task: "text-to-image", jobs: message.jobs }
+          : { type: "run", id, raw, task: "super-resolution", job: message.job };
         // The input image is copied, not transferred: the caller may still hold it.
         slot.worker.postMessage(run);
         // Job signals that fired while the call waited for a worker.
@@ -254,14 +338,30 @@ export class WorkerPoolRunner implements PipelineRunner {
     return this.#call({ task: "text-to-image", jobs: [...jobs] }, options);
   }
 
-  /** Upscales one image in a free worker. */
+  /**
+   * Decodes the upload in an encoder worker (`job.decoded`), so the pipeline worker receives pixels. Without
+   * encoder workers, or when `job.decoded` is already set, returns `job` as it is (the pipeline worker decodes).
+   */
+  async prepareSuperResolution(job: SuperResolutionJob, signal: AbortSignal): Promise<SuperResolutionJob> {
+    if (!this.#codec || job.decoded) return job;
+    if (this.#closing) throw new RunnerError("not_ready", "The runner is closing");
+    const maxPixels = this.#options.maxInputPixels ?? 4096 * 4096;
+    return { ...job, decoded: await this.#codec.decode(job.image, { maxPixels }, signal) };
+  }
+
+  /** Upscales one image in a free worker (decoding it first in an encoder worker, unless it is decoded). */
   async superResolution(job: SuperResolutionJob, options: RunOptions): Promise<RunResult> {
-    const [result] = await this.#call({ task: "super-resolution", job }, options);
+    if (options.signal.aborted) throw new RunnerError("cancelled", "The generation was cancelled");
+    const prepared = await this.prepareSuperResolution(job, options.signal);
+    const [result] = await this.#call({ task: "super-resolution", job: prepared }, options);
     if (!result) throw new RunnerError("internal", "The worker returned no super-resolution result");
     return result;
   }
 
-  /** Asks every worker to release its sessions, then terminates them (after `closeTimeoutMs` at the latest). */
+  /**
+   * Asks every pipeline worker to release its sessions, then terminates them (after `closeTimeoutMs` at the latest);
+   * rejects calls still running or encoding (`cancelled`) and terminates the pool's own encoder workers.
+   */
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
@@ -282,5 +382,7 @@ export class WorkerPoolRunner implements PipelineRunner {
       this.#pending.delete(id);
       p.reject(new RunnerError("cancelled", "The runner closed"));
     }
+    for (const fail of [...this.#encoding]) fail(new RunnerError("cancelled", "The runner closed"));
+    if (this.#ownsCodec) await this.#codec?.close();
   }
 }

@@ -1,5 +1,16 @@
 import assert from "node:assert/strict";
-import { RunnerError, type SuperResolutionJob, type TextToImageJob } from "../runner.ts";
+import { errorResponseSchema } from "@ldm/sdk/schemas";
+import { createApp } from "../app.ts";
+import { decodeUpload, encodeGenerated, type ImageCodec } from "../codec.ts";
+import { loadConfig } from "../config.ts";
+import {
+  type DecodedImage,
+  type EncodedImage,
+  type GeneratedResult,
+  RunnerError,
+  type SuperResolutionJob,
+  type TextToImageJob,
+} from "../runner.ts";
 import type { FakeRunnerOptions } from "../testing/fake_runner.ts";
 import { silentLogger } from "../logger.ts";
 import { WorkerPoolRunner } from "./pool.ts";
@@ -157,6 +168,199 @@ Deno.test("WorkerPoolRunner runs calls in parallel on several workers", async ()
     };
     await Promise.all([call(1), call(2)]);
     assert.equal(maxRunning, 2);
+  } finally {
+    await p.close();
+  }
+});
+
+/** An in-thread codec whose encodes wait until the test opens the gate, recording what happens. */
+class GatedCodec implements ImageCodec {
+  readonly events: string[] = [];
+  decodes = 0;
+  failEncode: RunnerError | null = null;
+  #open = Promise.withResolvers<void>();
+  open(): void {
+    this.#open.resolve();
+  }
+  async encode(result: GeneratedResult, signal?: AbortSignal): Promise<EncodedImage[]> {
+    this.events.push(`encode ${result.images.map((i) => i.seed).join(",")}`);
+    await Promise.race([
+      this.#open.promise,
+      new Promise((_, reject) =>
+        signal?.addEventListener("abort", () => reject(new RunnerError("cancelled", "cancelled")), { once: true })
+      ),
+    ]);
+    if (this.failEncode) throw this.failEncode;
+    return await encodeGenerated(result);
+  }
+  decode(bytes: Uint8Array<ArrayBuffer>, options: { maxPixels: number }): Promise<DecodedImage> {
+    this.decodes++;
+    return decodeUpload(bytes, options.maxPixels);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function withCodec(codec: ImageCodec, options: FakeRunnerOptions = {}): WorkerPoolRunner {
+  return new WorkerPoolRunner({ size: 1, module: FAKE, options, logger: silentLogger, codec });
+}
+
+Deno.test("WorkerPoolRunner frees the pipeline worker before the images are encoded: the next call runs meanwhile", async () => {
+  const codec = new GatedCodec();
+  const p = withCodec(codec, { stepMs: 1 });
+  // A safety valve only: should the worker wait for encoding, the gate opens late and the order check below fails.
+  const valve = setTimeout(() => codec.open(), 20_000);
+  try {
+    await ready(p);
+    const ev = codec.events;
+    const bGenerated = Promise.withResolvers<void>();
+    const call = (seed: number, onGenerated?: () => void) =>
+      p.textToImage([t2iJob({ seeds: [seed], numInferenceSteps: 2 })], {
+        signal: new AbortController().signal,
+        onProgress: (s) => ev.push(`progress ${seed}.${s}`),
+        onGenerated: () => {
+          ev.push(`generated ${seed}`);
+          onGenerated?.();
+        },
+      }).then((r) => {
+        ev.push(`settled ${seed}`);
+        return r;
+      });
+    // One pipeline worker, two calls back to back: the second waits for the worker.
+    const a = call(1);
+    const b = call(2, () => bGenerated.resolve());
+    // Done waiting once B has generated, or once A settled first (the bug this test is for: the order check fails).
+    await Promise.race([bGenerated.promise, a.catch(() => {})]);
+    codec.open();
+    const [ra, rb] = await Promise.all([a, b]);
+    assert.deepEqual(ev, [
+      "progress 1.1",
+      "progress 1.2",
+      "generated 1",
+      "encode 1",
+      "progress 2.1",
+      "progress 2.2",
+      "generated 2",
+      "encode 2",
+      "settled 1",
+      "settled 2",
+    ]);
+    assert.deepEqual([ra[0]!.images[0]!.seed, rb[0]!.images[0]!.seed], [1, 2]);
+    assert.equal(ra[0]!.images[0]!.data[1], 0x50, "PNG bytes");
+    assert.ok(ra[0]!.encodeMs >= 0 && ra[0]!.inferenceMs >= 0);
+  } finally {
+    clearTimeout(valve);
+    await p.close();
+  }
+});
+
+Deno.test("WorkerPoolRunner: an encoding failure fails its call with the runner error, and the worker goes on", async () => {
+  const codec = new GatedCodec();
+  codec.failEncode = new RunnerError("internal", "image encoding failed for image 0: boom");
+  codec.open();
+  const p = withCodec(codec);
+  try {
+    await ready(p);
+    let generated = 0;
+    await assert.rejects(
+      p.textToImage([t2iJob()], { signal: new AbortController().signal, onGenerated: () => generated++ }),
+      (e) => e instanceof RunnerError && e.code === "internal" && /boom/.test(e.message),
+    );
+    assert.equal(generated, 1);
+    codec.failEncode = null;
+    const [r] = await p.textToImage([t2iJob({ seeds: [3] })], { signal: new AbortController().signal });
+    assert.equal(r!.images[0]!.seed, 3);
+
+    // Through the app, the failure is the one error envelope: 500 internal_error.
+    const app = createApp({ runner: p, config: loadConfig({}) });
+    codec.failEncode = new RunnerError("internal", "image encoding failed for image 0: boom");
+    const res = await app.request("/v1/text-to-image", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "a", num_inference_steps: 1 }),
+    });
+    assert.equal(res.status, 500);
+    const body = errorResponseSchema.parse(await res.json());
+    assert.deepEqual([body.error.type, body.error.code], ["server_error", "internal_error"]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("WorkerPoolRunner decodes super-resolution uploads in the codec, before taking a pipeline worker", async () => {
+  const codec = new GatedCodec();
+  codec.open();
+  const p = withCodec(codec);
+  try {
+    await ready(p);
+    const png = new Uint8Array(await new Image(64, 32).fill(0x336699ff).encode());
+    const job: SuperResolutionJob = {
+      image: png,
+      numInferenceSteps: 1,
+      eta: 0,
+      seed: 4,
+      tileSize: null,
+      scheduler: null,
+      outputFormat: "png",
+    };
+    const prepared = await p.prepareSuperResolution(job, new AbortController().signal);
+    assert.deepEqual([prepared.decoded?.width, prepared.decoded?.height, prepared.decoded?.data.length], [
+      64,
+      32,
+      64 * 32 * 3,
+    ]);
+    assert.deepEqual([...prepared.decoded!.data.subarray(0, 3)], [0x33, 0x66, 0x99]);
+    assert.equal(codec.decodes, 1);
+    // Already decoded: not decoded again.
+    const sr = await p.superResolution(prepared, { signal: new AbortController().signal });
+    assert.equal(codec.decodes, 1);
+    assert.deepEqual([sr.images[0]!.width, sr.images[0]!.height], [256, 128]);
+    // Not decoded yet: superResolution decodes it through the codec first.
+    await p.superResolution(job, { signal: new AbortController().signal });
+    assert.equal(codec.decodes, 2);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("WorkerPoolRunner close() rejects a call whose images are being encoded", async () => {
+  const codec = new GatedCodec();
+  const p = withCodec(codec);
+  try {
+    await ready(p);
+    const generated = Promise.withResolvers<void>();
+    const call = p.textToImage([t2iJob()], {
+      signal: new AbortController().signal,
+      onGenerated: () => generated.resolve(),
+    });
+    await generated.promise;
+    await p.close();
+    await assert.rejects(call, (e) => e instanceof RunnerError && e.code === "cancelled");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("WorkerPoolRunner with encoderWorkers 0 encodes on the pipeline worker, as before", async () => {
+  const p = new WorkerPoolRunner({ size: 1, module: FAKE, options: {}, logger: silentLogger, encoderWorkers: 0 });
+  try {
+    await ready(p);
+    let generated = 0;
+    const [r] = await p.textToImage([t2iJob({ seeds: [8], outputFormat: "webp" })], {
+      signal: new AbortController().signal,
+      onGenerated: () => generated++,
+    });
+    assert.equal(generated, 0, "the slot is held until the images are encoded");
+    assert.deepEqual([r!.images[0]!.contentType, r!.images[0]!.seed], ["image/webp", 8]);
+    const job = { image: new Uint8Array([1, 2, 3]), numInferenceSteps: 1, eta: 0, seed: 1, tileSize: null };
+    const signal = new AbortController().signal;
+    const same = await p.prepareSuperResolution({ ...job, scheduler: null, outputFormat: "png" }, signal);
+    assert.equal(same.decoded, undefined, "without encoders the pipeline worker decodes");
+    assert.throws(
+      () => new WorkerPoolRunner({ size: 1, module: FAKE, options: {}, logger: silentLogger, encoderWorkers: -1 }),
+      /encoderWorkers must be an integer >= 0: got -1/,
+    );
   } finally {
     await p.close();
   }

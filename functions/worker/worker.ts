@@ -1,10 +1,12 @@
 /**
  * The pipeline worker: hosts one runner module (the ONNX pipelines in production) off the server's event loop,
  * because onnxruntime-node's `session.run` blocks the thread it runs on. Progress goes out and cancellation comes in
- * as messages; cancellation takes effect at the runner's next step.
+ * as messages; cancellation takes effect at the runner's next step. When the pool has encoder workers, the worker
+ * sends the images back unencoded and is free for the next call at once.
  *
  * @module
  */
+import { pixelBuffers } from "../codec.ts";
 import type { LoadedRunner, RunOptions, RunResult } from "../runner.ts";
 import { toRunnerError } from "../runner.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
@@ -56,10 +58,18 @@ async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
   };
   try {
     if (!runner) throw new Error("The worker received a run before its runner loaded");
-    const results = msg.task === "text-to-image"
-      ? await runner.textToImage(msg.jobs, options)
-      : [await runner.superResolution(msg.job, options)];
-    post({ type: "result", id: msg.id, results }, transferables(results));
+    if (msg.raw && msg.task === "text-to-image" && runner.generateTextToImage) {
+      const results = await runner.generateTextToImage(msg.jobs, options);
+      post({ type: "generated", id: msg.id, results }, pixelBuffers(results));
+    } else if (msg.raw && msg.task === "super-resolution" && runner.generateSuperResolution) {
+      const results = [await runner.generateSuperResolution(msg.job, options)];
+      post({ type: "generated", id: msg.id, results }, pixelBuffers(results));
+    } else {
+      const results = msg.task === "text-to-image"
+        ? await runner.textToImage(msg.jobs, options)
+        : [await runner.superResolution(msg.job, options)];
+      post({ type: "result", id: msg.id, results }, transferables(results));
+    }
   } catch (e) {
     const err = toRunnerError(e, call.signal);
     post({ type: "error", id: msg.id, error: { code: err.code, message: err.message, param: err.param } });
