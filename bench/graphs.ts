@@ -36,6 +36,7 @@ import {
   buildUNet2DConditionModel,
   type GraphBuilder,
   type GraphVariantOptions,
+  LDM_TEXT2IM_LARGE_256,
   type ModelDtype,
   type OptimizationTarget,
   type OptimizeOptions,
@@ -45,43 +46,6 @@ import {
   unet2DConditionParams,
   vaeParameterSpec,
 } from "@ldm/models/onnx";
-
-/** `CompVis/ldm-text2im-large-256` unet/config.json (shared/notes/ldm-reference.md §2.1). */
-const LDM_256_UNET = {
-  _class_name: "UNet2DConditionModel",
-  act_fn: "silu",
-  attention_head_dim: 8,
-  block_out_channels: [320, 640, 1280, 1280],
-  center_input_sample: false,
-  cross_attention_dim: 1280,
-  down_block_types: ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-  downsample_padding: 1,
-  flip_sin_to_cos: true,
-  freq_shift: 0,
-  in_channels: 4,
-  layers_per_block: 2,
-  mid_block_scale_factor: 1,
-  norm_eps: 1e-5,
-  norm_num_groups: 32,
-  out_channels: 4,
-  sample_size: 32,
-  up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-};
-
-/** `CompVis/ldm-text2im-large-256` vqvae/config.json (AutoencoderKL, §2.1). */
-const LDM_256_VAE = {
-  _class_name: "AutoencoderKL",
-  act_fn: "silu",
-  block_out_channels: [128, 256, 512, 512],
-  down_block_types: ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-  in_channels: 3,
-  latent_channels: 4,
-  layers_per_block: 2,
-  norm_num_groups: 32,
-  out_channels: 3,
-  sample_size: 256,
-  up_block_types: ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-};
 
 const BUILTIN = new URL("../models/builtin/ldm-text2im-tiny/", import.meta.url);
 const SEQUENCE = 77;
@@ -157,7 +121,7 @@ function fill(shape: number[], salt: number, scale: number): Tensor {
 
 async function unetSubject(size: SizeLabel): Promise<Subject> {
   const raw = size === "real"
-    ? LDM_256_UNET
+    ? LDM_TEXT2IM_LARGE_256.unet
     : JSON.parse(await Deno.readTextFile(new URL("unet/config.json", BUILTIN)));
   const config = resolveUNet2DConditionConfig(raw);
   const latent = size === "real" ? 32 : config.sampleSize as number;
@@ -183,7 +147,7 @@ async function unetSubject(size: SizeLabel): Promise<Subject> {
 
 async function vaeSubject(size: SizeLabel): Promise<Subject> {
   const raw = size === "real"
-    ? LDM_256_VAE
+    ? LDM_TEXT2IM_LARGE_256.vqvae
     : JSON.parse(await Deno.readTextFile(new URL("vqvae/config.json", BUILTIN)));
   const config = resolveAutoencoderKLConfig(raw);
   const factor = 2 ** (config.blockOutChannels.length - 1);

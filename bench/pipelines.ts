@@ -37,6 +37,7 @@ import { Tensor } from "@ldm/core/tensor";
 import { BertTokenizer } from "@ldm/core/tokenizer";
 import { builtinModelDir } from "@ldm/models/builtin";
 import { convertPipeline } from "@ldm/models/convert";
+import { LDM_TEXT2IM_LARGE_256 } from "@ldm/models/onnx";
 import { type BenchRow, type BenchSuite, rssMiB, timeMedianMs } from "./_harness.ts";
 
 const TINY = new URL("../tests/fixtures/diffusers-tiny/", import.meta.url).pathname;
@@ -441,8 +442,8 @@ async function stubOverhead(): Promise<BenchRow[]> {
     vaeDecoder,
     tokenizer,
     schedulerConfig,
-    unetConfig: { in_channels: 4, sample_size: 32, block_out_channels: [320, 640, 1280, 1280] },
-    vaeConfig: { block_out_channels: [128, 256, 512, 512], scaling_factor: 0.18215 },
+    unetConfig: LDM_TEXT2IM_LARGE_256.unet,
+    vaeConfig: LDM_TEXT2IM_LARGE_256.vqvae, // no scaling_factor key: diffusers' default 0.18215
   });
   const noBare = () => Promise.resolve(0);
   const stubRows = (label: string, r: OverheadResult, notes: string): BenchRow => ({

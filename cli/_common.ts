@@ -8,10 +8,10 @@ import { dirname, extname } from "node:path";
 import type { Logger } from "@ldm/core/onnx";
 import { parseExecutionProviders } from "@ldm/core/onnx";
 import { encodeImage, encodeNpy, imageFormatFromPath, toRgbImages } from "@ldm/core/image";
-import type { StepProgress } from "@ldm/core/pipelines";
+import { SCHEDULER_NAME_LIST, type SchedulerName, type StepProgress } from "@ldm/core/pipelines";
 import type { Tensor } from "@ldm/core/tensor";
 import { builtinModelDir } from "@ldm/models/builtin";
-import { UsageError } from "./_args.ts";
+import { type FlagSpec, UsageError } from "./_args.ts";
 
 /** The built-in text-to-image model (`models/builtin/ldm-text2im-tiny`). */
 export const BUILTIN_TEXT2IM: string = builtinModelDir("ldm-text2im-tiny");
@@ -45,6 +45,55 @@ export function stderrLogger(io: CliIo, verbose: boolean): Logger {
     info: (msg) => verbose && io.stderr(`info: ${msg}\n`),
     warn: (msg) => io.stderr(`warning: ${msg}\n`),
   };
+}
+
+/**
+ * The flags both commands end their list with: `--model`, `--provider`, `--out`, `--quality`, `--quiet`, `--verbose`,
+ * `--help`.
+ * @param builtinModel the built-in model's name, for `--model`'s default.
+ * @param npyShape the shape of a `.npy` output, e.g. `"[N, H, W, 3]"`, for `--out`.
+ */
+export function sharedFlags(builtinModel: string, npyShape: string): FlagSpec[] {
+  return [
+    {
+      name: "model",
+      type: "string",
+      value: "DIR",
+      help: `converted model repository (default: built-in ${builtinModel})`,
+    },
+    {
+      name: "provider",
+      type: "string",
+      value: "LIST",
+      help: "execution providers in order, e.g. webgpu,cpu (default cpu)",
+    },
+    {
+      name: "out",
+      type: "string",
+      value: "FILE",
+      required: true,
+      help: `output .png, .jpg, .webp, or .npy (float32 ${npyShape} in [0, 1])`,
+    },
+    { name: "quality", type: "integer", value: "Q", help: "JPEG/WebP quality 1-100 (default 90)" },
+    { name: "quiet", type: "boolean", help: "no progress bar" },
+    { name: "verbose", type: "boolean", help: "log which execution provider each model got, and timings" },
+    { name: "help", type: "boolean", help: "show this help" },
+  ];
+}
+
+/** `--scheduler`: one of {@linkcode SCHEDULER_NAME_LIST}, or `undefined` for the model's own. */
+export function schedulerFlag(value: string | undefined): SchedulerName | undefined {
+  if (value !== undefined && !(SCHEDULER_NAME_LIST as readonly string[]).includes(value)) {
+    throw new UsageError(`--scheduler must be one of ${SCHEDULER_NAME_LIST.join(", ")}: got ${JSON.stringify(value)}`);
+  }
+  return value as SchedulerName | undefined;
+}
+
+/** `--quality`: an integer in [1, 100], 90 when absent. */
+export function qualityFlag(value: number | undefined): number {
+  const quality = value ?? 90;
+  if (quality < 1 || quality > 100) throw new UsageError(`--quality must be in [1, 100]: got ${quality}`);
+  return quality;
 }
 
 /** `--provider webgpu,cpu` → `["webgpu", "cpu"]`; `undefined` leaves the default (LDM_EXECUTION_PROVIDERS or cpu). */

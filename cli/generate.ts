@@ -9,7 +9,7 @@
  */
 import { decodeNpy } from "@ldm/core/image";
 import type { Tensor } from "@ldm/core/tensor";
-import { LDMTextToImagePipeline, SCHEDULER_NAME_LIST, type SchedulerName } from "@ldm/core/pipelines";
+import { LDMTextToImagePipeline, SCHEDULER_NAME_LIST } from "@ldm/core/pipelines";
 import { type FlagSpec, formatHelp, parseFlags, UsageError } from "./_args.ts";
 import {
   BUILTIN_TEXT2IM,
@@ -18,7 +18,10 @@ import {
   processIo,
   progressBar,
   providersFlag,
+  qualityFlag,
   runCli,
+  schedulerFlag,
+  sharedFlags,
   stderrLogger,
   withInterrupt,
   writeOutputs,
@@ -56,29 +59,7 @@ const FLAGS: FlagSpec[] = [
   { name: "width", type: "integer", value: "PX", help: "image width (default: the model's, 64 for the built-in one)" },
   { name: "height", type: "integer", value: "PX", help: "image height (default: the model's, 64)" },
   { name: "num-images", type: "integer", value: "N", help: "images to make (default 1)" },
-  {
-    name: "model",
-    type: "string",
-    value: "DIR",
-    help: "converted model repository (default: built-in ldm-text2im-tiny)",
-  },
-  {
-    name: "provider",
-    type: "string",
-    value: "LIST",
-    help: "execution providers in order, e.g. webgpu,cpu (default cpu)",
-  },
-  {
-    name: "out",
-    type: "string",
-    value: "FILE",
-    required: true,
-    help: "output .png, .jpg, .webp, or .npy (float32 [N, H, W, 3] in [0, 1])",
-  },
-  { name: "quality", type: "integer", value: "Q", help: "JPEG/WebP quality 1-100 (default 90)" },
-  { name: "quiet", type: "boolean", help: "no progress bar" },
-  { name: "verbose", type: "boolean", help: "log which execution provider each model got, and timings" },
-  { name: "help", type: "boolean", help: "show this help" },
+  ...sharedFlags("ldm-text2im-tiny", "[N, H, W, 3]"),
 ];
 
 const HELP = formatHelp(
@@ -117,14 +98,8 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
     }
     const out = f["out"] as string;
     const kind = await checkOutPath(out);
-    const scheduler = f["scheduler"] as string | undefined;
-    if (scheduler !== undefined && !(SCHEDULER_NAME_LIST as readonly string[]).includes(scheduler)) {
-      throw new UsageError(
-        `--scheduler must be one of ${SCHEDULER_NAME_LIST.join(", ")}: got ${JSON.stringify(scheduler)}`,
-      );
-    }
-    const quality = (f["quality"] as number | undefined) ?? 90;
-    if (quality < 1 || quality > 100) throw new UsageError(`--quality must be in [1, 100]: got ${quality}`);
+    const scheduler = schedulerFlag(f["scheduler"] as string | undefined);
+    const quality = qualityFlag(f["quality"] as number | undefined);
     const schedulerConfig = schedulerConfigFlag(f["scheduler-config"] as string | undefined);
     const providers = providersFlag(f["provider"] as string | undefined);
     const latentsPath = f["latents"] as string | undefined;
@@ -160,7 +135,7 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
           guidanceScale: (f["guidance"] as number | undefined) ?? DEFAULT_GUIDANCE,
           eta: (f["eta"] as number | undefined) ?? 0,
           ...(f["seed"] !== undefined ? { seed: f["seed"] as number } : {}),
-          ...(scheduler !== undefined ? { scheduler: scheduler as SchedulerName } : {}),
+          ...(scheduler !== undefined ? { scheduler } : {}),
           ...(schedulerConfig ? { schedulerConfig } : {}),
           ...(latents ? { latents } : {}),
           ...(f["width"] !== undefined ? { width: f["width"] as number } : {}),

@@ -9,7 +9,7 @@
  * @module
  */
 import { decodeImage } from "@ldm/core/image";
-import { LDMSuperResolutionPipeline, SCHEDULER_NAME_LIST, type SchedulerName } from "@ldm/core/pipelines";
+import { LDMSuperResolutionPipeline, SCHEDULER_NAME_LIST } from "@ldm/core/pipelines";
 import { type FlagSpec, formatHelp, parseFlags, UsageError } from "./_args.ts";
 import {
   BUILTIN_SUPER_RESOLUTION,
@@ -18,7 +18,10 @@ import {
   processIo,
   progressBar,
   providersFlag,
+  qualityFlag,
   runCli,
+  schedulerFlag,
+  sharedFlags,
   stderrLogger,
   withInterrupt,
   writeOutputs,
@@ -50,29 +53,7 @@ const FLAGS: FlagSpec[] = [
     value: "PX",
     help: "overlap between tiles in input pixels (default tile/4)",
   },
-  {
-    name: "model",
-    type: "string",
-    value: "DIR",
-    help: "converted model repository (default: built-in ldm-super-resolution-tiny)",
-  },
-  {
-    name: "provider",
-    type: "string",
-    value: "LIST",
-    help: "execution providers in order, e.g. webgpu,cpu (default cpu)",
-  },
-  {
-    name: "out",
-    type: "string",
-    value: "FILE",
-    required: true,
-    help: "output .png, .jpg, .webp, or .npy (float32 [1, H, W, 3] in [0, 1])",
-  },
-  { name: "quality", type: "integer", value: "Q", help: "JPEG/WebP quality 1-100 (default 90)" },
-  { name: "quiet", type: "boolean", help: "no progress bar" },
-  { name: "verbose", type: "boolean", help: "log which execution provider each model got, and timings" },
-  { name: "help", type: "boolean", help: "show this help" },
+  ...sharedFlags("ldm-super-resolution-tiny", "[1, H, W, 3]"),
 ];
 
 const HELP = formatHelp(
@@ -97,14 +78,8 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
     }
     const out = f["out"] as string;
     const kind = await checkOutPath(out);
-    const scheduler = f["scheduler"] as string | undefined;
-    if (scheduler !== undefined && !(SCHEDULER_NAME_LIST as readonly string[]).includes(scheduler)) {
-      throw new UsageError(
-        `--scheduler must be one of ${SCHEDULER_NAME_LIST.join(", ")}: got ${JSON.stringify(scheduler)}`,
-      );
-    }
-    const quality = (f["quality"] as number | undefined) ?? 90;
-    if (quality < 1 || quality > 100) throw new UsageError(`--quality must be in [1, 100]: got ${quality}`);
+    const scheduler = schedulerFlag(f["scheduler"] as string | undefined);
+    const quality = qualityFlag(f["quality"] as number | undefined);
     const tileRaw = f["tile-size"] as string | undefined;
     let tileSize: number | "auto" = "auto";
     if (tileRaw !== undefined && tileRaw !== "auto") {
@@ -143,7 +118,7 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
           numInferenceSteps: (f["steps"] as number | undefined) ?? 100,
           eta: (f["eta"] as number | undefined) ?? 0,
           ...(f["seed"] !== undefined ? { seed: f["seed"] as number } : {}),
-          ...(scheduler !== undefined ? { scheduler: scheduler as SchedulerName } : {}),
+          ...(scheduler !== undefined ? { scheduler } : {}),
           tileSize,
           ...(f["tile-overlap"] !== undefined ? { tileOverlap: f["tile-overlap"] as number } : {}),
           signal: controller.signal,

@@ -9,7 +9,7 @@
 import { decodeImage, encodeImage, toRgbImages } from "@ldm/core/image";
 import { Tensor } from "@ldm/core/tensor";
 import type { OutputFormat } from "@ldm/sdk/schemas";
-import { type DecodedImage, type EncodedImage, type GeneratedResult, RunnerError } from "./runner.ts";
+import { type DecodedImage, type EncodedImage, type GeneratedResult, RunnerError, type RunResult } from "./runner.ts";
 
 /** The media type of each output format. */
 export const CONTENT_TYPES: Readonly<Record<OutputFormat, EncodedImage["contentType"]>> = {
@@ -48,6 +48,16 @@ export async function encodeGenerated(result: GeneratedResult): Promise<EncodedI
     }
   }
   return out;
+}
+
+/**
+ * Encodes a result in the current thread ({@linkcode encodeGenerated}) into what a runner's `textToImage` and
+ * `superResolution` return, with the time the encoding took.
+ */
+export async function encodeRunResult(result: GeneratedResult): Promise<RunResult> {
+  const e0 = performance.now();
+  const images = await encodeGenerated(result);
+  return { images, inferenceMs: result.inferenceMs, encodeMs: performance.now() - e0 };
 }
 
 /**

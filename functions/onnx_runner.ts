@@ -18,7 +18,7 @@ import {
 } from "@ldm/core/pipelines";
 import type { SchedulerName, Task } from "@ldm/sdk/schemas";
 import { SCHEDULER_NAMES } from "@ldm/sdk/schemas";
-import { decodeUpload, encodeGenerated } from "./codec.ts";
+import { decodeUpload, encodeRunResult } from "./codec.ts";
 import {
   type GeneratedImage,
   type GeneratedResult,
@@ -102,12 +102,6 @@ function ownImages(tensors: readonly Tensor[], seeds: readonly number[]): Genera
   return images;
 }
 
-async function encoded(result: GeneratedResult): Promise<RunResult> {
-  const e0 = performance.now();
-  const images = await encodeGenerated(result);
-  return { images, inferenceMs: result.inferenceMs, encodeMs: performance.now() - e0 };
-}
-
 /** Runs the two pipelines in the current thread. */
 class OnnxRunner implements LoadedRunner {
   readonly #t2i: LDMTextToImagePipeline | null;
@@ -156,7 +150,7 @@ class OnnxRunner implements LoadedRunner {
   async textToImage(jobs: readonly TextToImageJob[], options: RunOptions): Promise<(RunResult | null)[]> {
     const generated = await this.generateTextToImage(jobs, options);
     const results: (RunResult | null)[] = [];
-    for (const g of generated) results.push(g ? await encoded(g) : null);
+    for (const g of generated) results.push(g ? await encodeRunResult(g) : null);
     return results;
   }
 
@@ -220,7 +214,7 @@ class OnnxRunner implements LoadedRunner {
   }
 
   async superResolution(job: SuperResolutionJob, options: RunOptions): Promise<RunResult> {
-    return await encoded(await this.generateSuperResolution(job, options));
+    return await encodeRunResult(await this.generateSuperResolution(job, options));
   }
 
   async generateSuperResolution(job: SuperResolutionJob, options: RunOptions): Promise<GeneratedResult> {

@@ -4,6 +4,7 @@
  * @module
  */
 import { join } from "node:path";
+import { checkKnownKeys } from "./_checks.ts";
 
 /** A parsed JSON object. */
 export type JsonObject = Record<string, unknown>;
@@ -43,6 +44,36 @@ export async function readModelIndex(dir: string, expected: string): Promise<Jso
     );
   }
   return index;
+}
+
+/** The component configs both pipelines read. */
+export interface PipelineConfigs {
+  /** `scheduler/scheduler_config.json`. */
+  schedulerConfig: JsonObject;
+  /** `unet/config.json`. */
+  unetConfig: JsonObject;
+  /** `vqvae/config.json`. */
+  vqvaeConfig: JsonObject;
+}
+
+/**
+ * The start of both pipelines' `load()`: checks the option keys (one set for either class, as `loadPipeline` passes
+ * them), that `model_index.json` names `className`, and reads the scheduler, unet and vqvae configs.
+ * @throws {TypeError} naming an unknown option, or the missing or bad file.
+ */
+export async function readPipelineConfigs(dir: string, className: string, options: object): Promise<PipelineConfigs> {
+  checkKnownKeys(
+    options,
+    ["executionProviders", "intraOpNumThreads", "logger", "textEmbeddingCache"],
+    `${className}.load`,
+  );
+  await readModelIndex(dir, className);
+  const [schedulerConfig, unetConfig, vqvaeConfig] = await Promise.all([
+    readJsonObject(dir, "scheduler/scheduler_config.json"),
+    readJsonObject(dir, "unet/config.json"),
+    readJsonObject(dir, "vqvae/config.json"),
+  ]);
+  return { schedulerConfig, unetConfig, vqvaeConfig };
 }
 
 /** A positive integer field of a component config. */

@@ -35,7 +35,7 @@ import {
 } from "./_checks.ts";
 import { nchwToNhwc } from "./_layout.ts";
 import { PreviewQueue } from "./_preview.ts";
-import { blockFactor, configInteger, readJsonObject, readModelIndex } from "./_repository.ts";
+import { blockFactor, configInteger, readPipelineConfigs } from "./_repository.ts";
 import { planTiles, TiledRunner, type TilePlan } from "./_tiling.ts";
 import { CallTimer, requireInputs, TimestepFeed } from "./_unet.ts";
 import type {
@@ -175,17 +175,11 @@ export class LDMSuperResolutionPipeline {
    * @throws {Error} when no execution provider can run a component.
    */
   static async load(dir: string, options: PipelineLoadOptions = {}): Promise<LDMSuperResolutionPipeline> {
-    checkKnownKeys(
+    const { schedulerConfig, unetConfig, vqvaeConfig } = await readPipelineConfigs(
+      dir,
+      "LDMSuperResolutionPipeline",
       options,
-      ["executionProviders", "intraOpNumThreads", "logger", "textEmbeddingCache"],
-      "LDMSuperResolutionPipeline.load",
     );
-    await readModelIndex(dir, "LDMSuperResolutionPipeline");
-    const [schedulerConfig, unetConfig, vqvaeConfig] = await Promise.all([
-      readJsonObject(dir, "scheduler/scheduler_config.json"),
-      readJsonObject(dir, "unet/config.json"),
-      readJsonObject(dir, "vqvae/config.json"),
-    ]);
     // textEmbeddingCache is for text to image (loadPipeline passes one set of options to either class).
     const { textEmbeddingCache: _unused, ...sessionOptions } = options;
     const sessions = await loadOnnxComponents(dir, {

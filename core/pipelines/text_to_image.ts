@@ -41,7 +41,7 @@ import {
   throwIfAborted,
 } from "./_checks.ts";
 import { concatBatch, nchwToNhwc, sliceBatch } from "./_layout.ts";
-import { blockFactor, configInteger, configNumber, readJsonObject, readModelIndex } from "./_repository.ts";
+import { blockFactor, configInteger, configNumber, readPipelineConfigs } from "./_repository.ts";
 import { TextEmbeddingCache, type TextEmbeddingCacheOptions, type TextEmbeddingCacheStats } from "./_text_cache.ts";
 import { PreviewQueue } from "./_preview.ts";
 import { CallTimer, requireInputs, TimestepFeed } from "./_unet.ts";
@@ -234,17 +234,11 @@ export class LDMTextToImagePipeline {
    * @throws {Error} when no execution provider can run a component.
    */
   static async load(dir: string, options: PipelineLoadOptions = {}): Promise<LDMTextToImagePipeline> {
-    checkKnownKeys(
+    const { schedulerConfig, unetConfig, vqvaeConfig: vaeConfig } = await readPipelineConfigs(
+      dir,
+      "LDMTextToImagePipeline",
       options,
-      ["executionProviders", "intraOpNumThreads", "logger", "textEmbeddingCache"],
-      "LDMTextToImagePipeline.load",
     );
-    await readModelIndex(dir, "LDMTextToImagePipeline");
-    const [schedulerConfig, unetConfig, vaeConfig] = await Promise.all([
-      readJsonObject(dir, "scheduler/scheduler_config.json"),
-      readJsonObject(dir, "unet/config.json"),
-      readJsonObject(dir, "vqvae/config.json"),
-    ]);
     let tokenizer: BertTokenizer;
     try {
       tokenizer = await BertTokenizer.fromDirectory(join(dir, "tokenizer"));

@@ -10,7 +10,7 @@
  */
 import { decode } from "imagescript";
 import { probeImage } from "../_image_probe.ts";
-import { encodeGenerated } from "../codec.ts";
+import { encodeRunResult } from "../codec.ts";
 import {
   type GeneratedImage,
   type GeneratedResult,
@@ -98,12 +98,6 @@ function solid(width: number, height: number, seed: number, pixels = new Float32
   return { width, height, pixels, seed } satisfies GeneratedImage;
 }
 
-async function encoded(result: GeneratedResult): Promise<RunResult> {
-  const e0 = performance.now();
-  const images = await encodeGenerated(result);
-  return { images, inferenceMs: result.inferenceMs, encodeMs: performance.now() - e0 };
-}
-
 /** The fake pipelines, already loaded. */
 export class FakeLoadedRunner implements LoadedRunner {
   /** Every call received, in order. */
@@ -144,7 +138,7 @@ export class FakeLoadedRunner implements LoadedRunner {
   async textToImage(jobs: readonly TextToImageJob[], options: RunOptions): Promise<(RunResult | null)[]> {
     const generated = await this.generateTextToImage(jobs, options);
     const results: (RunResult | null)[] = [];
-    for (const g of generated) results.push(g ? await encoded(g) : null);
+    for (const g of generated) results.push(g ? await encodeRunResult(g) : null);
     return results;
   }
 
@@ -175,7 +169,7 @@ export class FakeLoadedRunner implements LoadedRunner {
 
   /** Checks the image decodes, runs the fake step loop and returns a solid image `upscaleFactor` times larger. */
   async superResolution(job: SuperResolutionJob, options: RunOptions): Promise<RunResult> {
-    return await encoded(await this.generateSuperResolution(job, options));
+    return await encodeRunResult(await this.generateSuperResolution(job, options));
   }
 
   /**

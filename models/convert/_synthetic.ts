@@ -12,6 +12,7 @@
  */
 import { join } from "node:path";
 import { type DType, writeSafetensors } from "../checkpoint/mod.ts";
+import { LDM_TEXT2IM_LARGE_256 } from "../onnx/real_configs.ts";
 
 type Config = Readonly<Record<string, unknown>>;
 /** A state-dict entry: name and torch shape. */
@@ -274,86 +275,6 @@ export function ldmBertParams(c: Config): ParamSpec[] {
   out.push(...norm("model.layer_norm", d), ...linear("to_logits", d, vocab));
   return out;
 }
-
-/** `CompVis/ldm-text2im-large-256` configs (shared/notes/ldm-reference.md §2.1), as the 2022 files spell them. */
-export const LDM_TEXT2IM_LARGE_256 = {
-  model_index: {
-    _class_name: "LDMTextToImagePipeline",
-    _diffusers_version: "0.0.4",
-    bert: ["latent_diffusion", "LDMBertModel"],
-    scheduler: ["diffusers", "DDIMScheduler"],
-    tokenizer: ["transformers", "BertTokenizer"],
-    unet: ["diffusers", "UNet2DConditionModel"],
-    vqvae: ["diffusers", "AutoencoderKL"],
-  },
-  scheduler: {
-    _class_name: "DDIMScheduler",
-    _diffusers_version: "0.0.4",
-    beta_end: 0.012,
-    beta_schedule: "linear",
-    beta_start: 0.00085,
-    clip_sample: false,
-    num_train_timesteps: 1000,
-    timestep_values: null,
-    trained_betas: null,
-  },
-  unet: {
-    _class_name: "UNet2DConditionModel",
-    _diffusers_version: "0.0.4",
-    act_fn: "silu",
-    attention_head_dim: 8,
-    block_out_channels: [320, 640, 1280, 1280],
-    center_input_sample: false,
-    cross_attention_dim: 1280,
-    down_block_types: ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    downsample_padding: 1,
-    flip_sin_to_cos: true,
-    freq_shift: 0,
-    in_channels: 4,
-    layers_per_block: 2,
-    mid_block_scale_factor: 1,
-    norm_eps: 1e-5,
-    norm_num_groups: 32,
-    out_channels: 4,
-    sample_size: 32,
-    up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-  },
-  vqvae: {
-    _class_name: "AutoencoderKL",
-    _diffusers_version: "0.0.4",
-    act_fn: "silu",
-    block_out_channels: [128, 256, 512, 512],
-    down_block_types: ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-    in_channels: 3,
-    latent_channels: 4,
-    layers_per_block: 2,
-    norm_num_groups: 32,
-    out_channels: 3,
-    sample_size: 256,
-    up_block_types: ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-  },
-  bert: {
-    activation_dropout: 0.0,
-    activation_function: "gelu",
-    architectures: ["LDMBertModel"],
-    attention_dropout: 0.0,
-    d_model: 1280,
-    dropout: 0.1,
-    encoder_attention_heads: 8,
-    encoder_ffn_dim: 5120,
-    encoder_layerdrop: 0.0,
-    encoder_layers: 32,
-    head_dim: 64,
-    init_std: 0.02,
-    max_position_embeddings: 77,
-    model_type: "ldmbert",
-    num_hidden_layers: 32,
-    pad_token_id: 0,
-    scale_embedding: false,
-    torch_dtype: "float32",
-    vocab_size: 30522,
-  },
-} as const;
 
 /** Model classes → their state-dict enumerator. */
 export const PARAMS_BY_CLASS: Readonly<Record<string, (c: Config) => ParamSpec[]>> = {

@@ -3,13 +3,13 @@ import { join } from "node:path";
 import { openComponent, openWeights } from "../checkpoint/mod.ts";
 import {
   autoencoderKLParams,
-  LDM_TEXT2IM_LARGE_256,
   ldmBertParams,
   PARAMS_BY_CLASS,
   syntheticValues,
   unet2DConditionParams,
   writeSyntheticComponent,
 } from "./_synthetic.ts";
+import { LDM_TEXT2IM_LARGE_256 } from "../onnx/real_configs.ts";
 
 const TINY = new URL("../../tests/fixtures/diffusers-tiny/", import.meta.url).pathname;
 const SHARED = "/work/shared/models";

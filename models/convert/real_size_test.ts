@@ -14,7 +14,8 @@ import { Tensor } from "@ldm/core/tensor";
 import { openComponent } from "../checkpoint/mod.ts";
 import { buildUNet2DConditionModel } from "../onnx/unet_2d_condition.ts";
 import { convertPipeline, DEFAULT_EXTERNAL_DATA_THRESHOLD } from "./convert.ts";
-import { LDM_TEXT2IM_LARGE_256, writeSyntheticPipeline } from "./_synthetic.ts";
+import { writeSyntheticPipeline } from "./_synthetic.ts";
+import { LDM_TEXT2IM_LARGE_256 } from "../onnx/real_configs.ts";
 
 const { onnx } = pkg;
 const UNET_PARAMS = 872_300_484;

@@ -125,7 +125,15 @@ function blockAttention(
   }
 }
 
-function resnet(b: GraphBuilder, x: Value, name: string, inC: number, outC: number, r: ResnetSettings): Value {
+function resnet(
+  b: GraphBuilder,
+  x: Value,
+  name: string,
+  inC: number,
+  outC: number,
+  r: ResnetSettings,
+  outputScaleFactor?: number,
+): Value {
   return resnetBlock2D(b, x, {
     name,
     inChannels: inC,
@@ -136,6 +144,7 @@ function resnet(b: GraphBuilder, x: Value, name: string, inC: number, outC: numb
     groups: r.groups,
     nonLinearity: r.actFn,
     timeEmbeddingNorm: r.timeScaleShift,
+    outputScaleFactor,
   });
 }
 
@@ -236,19 +245,7 @@ export interface MidBlockCrossAttnOptions {
  */
 export function midBlockCrossAttn(b: GraphBuilder, x: Value, options: MidBlockCrossAttnOptions): Value {
   const { name = "mid_block", channels, outputScaleFactor, resnet: r, attention: attn } = options;
-  const res = (v: Value, i: number) =>
-    resnetBlock2D(b, v, {
-      name: `${name}.resnets.${i}`,
-      inChannels: channels,
-      outChannels: channels,
-      temb: r.temb,
-      tembChannels: r.tembChannels,
-      eps: r.eps,
-      groups: r.groups,
-      nonLinearity: r.actFn,
-      timeEmbeddingNorm: r.timeScaleShift,
-      outputScaleFactor,
-    });
+  const res = (v: Value, i: number) => resnet(b, v, `${name}.resnets.${i}`, channels, channels, r, outputScaleFactor);
   let h = res(x, 0);
   h = blockAttention(b, h, `${name}.attentions.0`, channels, r, { kind: "cross", ...attn });
   return res(h, 1);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { GraphBuilder, Value } from "./builder.ts";
+import { GraphBuilder, type Value, type WeightSource } from "./builder.ts";
 import {
   ACTIVATIONS,
   attention,
@@ -17,6 +17,7 @@ import {
   upsample2D,
 } from "./blocks.ts";
 import type { ConfigFields } from "./_config.ts";
+import type { AutoencoderGraphOptions } from "./autoencoder_kl.ts";
 
 /** Down block types the encoder supports (`get_down_block` also strips a `UNetRes` prefix). */
 export const ENCODER_BLOCK_TYPES: readonly string[] = [
@@ -82,6 +83,30 @@ export function readVaeConfig(
 const EPS = 1e-6;
 
 /**
+ * The GraphBuilder of one AutoencoderKL or VQModel graph: `options.name` or `name`, weights in `options.dtype`
+ * (fp32 by default), upcast as `options.upcast` or else the config's `force_upcast`, and the variant options.
+ */
+export function vaeGraphBuilder(
+  cls: "AutoencoderKL" | "VQModel",
+  part: "encoder" | "decoder",
+  cfg: { readonly forceUpcast: boolean },
+  weights: WeightSource,
+  options: AutoencoderGraphOptions,
+  name: string,
+): GraphBuilder {
+  const dtype = options.dtype ?? "fp32";
+  return new GraphBuilder({
+    name: options.name ?? name,
+    weights,
+    dtype,
+    upcast: options.upcast ?? cfg.forceUpcast,
+    docString: `diffusers ${cls} ${part} (${dtype})`,
+    optimize: options.optimize,
+    fixedDims: options.fixedDims,
+  });
+}
+
+/**
  * `Encoder.forward` (vae.py) under module path `encoder`: conv_in → down blocks (downsample with padding 0, i.e. the
  * asymmetric pad) → mid block → conv_norm_out → SiLU (always, whatever act_fn) → conv_out with
  * `2·outChannels` channels when `doubleZ`.
@@ -101,17 +126,7 @@ export function vaeEncoder(
     outC = boc[i]!;
     const name = `encoder.down_blocks.${i}`;
     const withAttention = type.replace(/^UNetRes/, "") === "AttnDownEncoderBlock2D";
-    for (let j = 0; j < cfg.layersPerBlock; j++) {
-      h = resnetBlock2D(b, h, {
-        name: `${name}.resnets.${j}`,
-        inChannels: j === 0 ? inC : outC,
-        outChannels: outC,
-        groups,
-        eps: EPS,
-        nonLinearity: cfg.actFn,
-      });
-      if (withAttention) h = decoderStyleAttention(b, h, `${name}.attentions.${j}`, outC, groups);
-    }
+    h = blockResnets(b, h, cfg, { name, layers: cfg.layersPerBlock, inC, outC, withAttention });
     if (i !== boc.length - 1) {
       h = downsample2D(b, h, {
         name: `${name}.downsamplers.0`,
@@ -123,18 +138,7 @@ export function vaeEncoder(
     }
   }
   const top = boc.at(-1)!;
-  h = unetMidBlock2D(b, h, {
-    name: "encoder.mid_block",
-    inChannels: top,
-    tembChannels: null,
-    resnetEps: EPS,
-    resnetActFn: cfg.actFn,
-    outputScaleFactor: 1,
-    resnetTimeScaleShift: "default",
-    attentionHeadDim: top,
-    resnetGroups: groups,
-    addAttention: cfg.midBlockAddAttention,
-  });
+  h = midBlock(b, h, "encoder.mid_block", cfg);
   h = groupNormActivation(b, h, { name: "encoder.conv_norm_out", channels: top, groups, eps: EPS, fn: "silu" });
   const outChannels = o.doubleZ ? 2 * o.outChannels : o.outChannels;
   return conv2d(b, h, { name: "encoder.conv_out", inChannels: top, outChannels, padding: 1 });
@@ -149,18 +153,7 @@ export function vaeDecoder(b: GraphBuilder, z: Value, cfg: VaeConfig): Value {
   const groups = cfg.normNumGroups;
   const top = boc.at(-1)!;
   let h = conv2d(b, z, { name: "decoder.conv_in", inChannels: cfg.latentChannels, outChannels: top, padding: 1 });
-  h = unetMidBlock2D(b, h, {
-    name: "decoder.mid_block",
-    inChannels: top,
-    tembChannels: null,
-    resnetEps: EPS,
-    resnetActFn: cfg.actFn,
-    outputScaleFactor: 1,
-    resnetTimeScaleShift: "default",
-    attentionHeadDim: top,
-    resnetGroups: groups,
-    addAttention: cfg.midBlockAddAttention,
-  });
+  h = midBlock(b, h, "decoder.mid_block", cfg);
   const reversed = [...boc].reverse();
   let outC = reversed[0]!;
   for (const [i, type] of cfg.upBlockTypes.entries()) {
@@ -168,23 +161,55 @@ export function vaeDecoder(b: GraphBuilder, z: Value, cfg: VaeConfig): Value {
     outC = reversed[i]!;
     const name = `decoder.up_blocks.${i}`;
     const withAttention = type.replace(/^UNetRes/, "") === "AttnUpDecoderBlock2D";
-    for (let j = 0; j < cfg.layersPerBlock + 1; j++) {
-      h = resnetBlock2D(b, h, {
-        name: `${name}.resnets.${j}`,
-        inChannels: j === 0 ? inC : outC,
-        outChannels: outC,
-        groups,
-        eps: EPS,
-        nonLinearity: cfg.actFn,
-      });
-      if (withAttention) h = decoderStyleAttention(b, h, `${name}.attentions.${j}`, outC, groups);
-    }
+    h = blockResnets(b, h, cfg, { name, layers: cfg.layersPerBlock + 1, inC, outC, withAttention });
     if (i !== boc.length - 1) {
       h = upsample2D(b, h, { name: `${name}.upsamplers.0`, channels: outC, outChannels: outC, useConv: true });
     }
   }
   h = groupNormActivation(b, h, { name: "decoder.conv_norm_out", channels: boc[0]!, groups, eps: EPS, fn: "silu" });
   return conv2d(b, h, { name: "decoder.conv_out", inChannels: boc[0]!, outChannels: cfg.outChannels, padding: 1 });
+}
+
+/**
+ * The resnets of one (Attn)DownEncoderBlock2D / (Attn)UpDecoderBlock2D, each followed by its attention in the Attn
+ * variants (`layers` differs: the decoder's up blocks have one more).
+ */
+function blockResnets(
+  b: GraphBuilder,
+  x: Value,
+  cfg: VaeConfig,
+  o: { name: string; layers: number; inC: number; outC: number; withAttention: boolean },
+): Value {
+  let h = x;
+  for (let j = 0; j < o.layers; j++) {
+    h = resnetBlock2D(b, h, {
+      name: `${o.name}.resnets.${j}`,
+      inChannels: j === 0 ? o.inC : o.outC,
+      outChannels: o.outC,
+      groups: cfg.normNumGroups,
+      eps: EPS,
+      nonLinearity: cfg.actFn,
+    });
+    if (o.withAttention) h = decoderStyleAttention(b, h, `${o.name}.attentions.${j}`, o.outC, cfg.normNumGroups);
+  }
+  return h;
+}
+
+/** The UNetMidBlock2D of Encoder and Decoder: no time embedding, one head over the top block's channels. */
+function midBlock(b: GraphBuilder, x: Value, name: string, cfg: VaeConfig): Value {
+  const top = cfg.blockOutChannels.at(-1)!;
+  return unetMidBlock2D(b, x, {
+    name,
+    inChannels: top,
+    tembChannels: null,
+    resnetEps: EPS,
+    resnetActFn: cfg.actFn,
+    outputScaleFactor: 1,
+    resnetTimeScaleShift: "default",
+    attentionHeadDim: top,
+    resnetGroups: cfg.normNumGroups,
+    addAttention: cfg.midBlockAddAttention,
+  });
 }
 
 /** The Attention of Attn{Down,Up}{Encoder,Decoder}Block2D: one head of `channels` (attention_head_dim = channels). */

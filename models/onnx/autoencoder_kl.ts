@@ -5,10 +5,10 @@
  * @module
  */
 import type { GraphVariantOptions } from "./optimize.ts";
-import { GraphBuilder, type ModelDtype, type WeightSource } from "./builder.ts";
+import type { GraphBuilder, ModelDtype, WeightSource } from "./builder.ts";
 import { conv2d } from "./blocks.ts";
 import { ConfigFields } from "./_config.ts";
-import { readVaeConfig, type VaeConfig, vaeDecoder, vaeEncoder } from "./_vae.ts";
+import { readVaeConfig, type VaeConfig, vaeDecoder, vaeEncoder, vaeGraphBuilder } from "./_vae.ts";
 
 /** Options of the AutoencoderKL graph builders. */
 export interface AutoencoderGraphOptions extends GraphVariantOptions {
@@ -46,24 +46,6 @@ export function resolveAutoencoderKLConfig(config: Record<string, unknown>): Aut
   };
 }
 
-function builderFor(
-  cfg: AutoencoderKLConfig,
-  weights: WeightSource,
-  options: AutoencoderGraphOptions,
-  name: string,
-): GraphBuilder {
-  const dtype = options.dtype ?? "fp32";
-  return new GraphBuilder({
-    name: options.name ?? name,
-    weights,
-    dtype,
-    upcast: options.upcast ?? cfg.forceUpcast,
-    docString: `diffusers AutoencoderKL ${name === "vae_encoder" ? "encoder" : "decoder"} (${dtype})`,
-    optimize: options.optimize,
-    fixedDims: options.fixedDims,
-  });
-}
-
 /**
  * The encoder graph: `sample` float32 `[batch, in_channels, height, width]` (images in [-1, 1]) →
  * `latent_mean` and `latent_std` float32 `[batch, latent_channels, height/f, width/f]`, the mean and standard
@@ -78,7 +60,7 @@ export function buildAutoencoderKLEncoder(
   options: AutoencoderGraphOptions = {},
 ): GraphBuilder {
   const cfg = resolveAutoencoderKLConfig(config);
-  const b = builderFor(cfg, weights, options, "vae_encoder");
+  const b = vaeGraphBuilder("AutoencoderKL", "encoder", cfg, weights, options, "vae_encoder");
   const sample = b.input("sample", "float32", ["batch", cfg.inChannels, "height", "width"]);
   let h = vaeEncoder(b, b.toCompute(sample), cfg, { outChannels: cfg.latentChannels, doubleZ: true });
   const lc = cfg.latentChannels;
@@ -112,7 +94,7 @@ export function buildAutoencoderKLDecoder(
   options: AutoencoderGraphOptions = {},
 ): GraphBuilder {
   const cfg = resolveAutoencoderKLConfig(config);
-  const b = builderFor(cfg, weights, options, "vae_decoder");
+  const b = vaeGraphBuilder("AutoencoderKL", "decoder", cfg, weights, options, "vae_decoder");
   const lc = cfg.latentChannels;
   let z = b.toCompute(b.input("latent_sample", "float32", ["batch", lc, "latent_height", "latent_width"]));
   if (cfg.usePostQuantConv) {

@@ -19,6 +19,8 @@
  *   Measurements: bench/PERFORMANCE.md.
  * - Weight sources without a checkpoint: {@linkcode SyntheticWeights} and {@linkcode LazyZeroWeights} over the state
  *   dicts {@linkcode unet2DConditionParams}, {@linkcode unet2DParams} and {@linkcode vaeParameterSpec} enumerate.
+ * - The real checkpoints' configurations, for work at real size without them: {@linkcode LDM_TEXT2IM_LARGE_256} and
+ *   {@linkcode LDM_SUPER_RESOLUTION_4X_OPENIMAGES}.
  *
  * Graph inputs and outputs are float32 (int64 for token ids) in every precision, because onnxruntime-node cannot take
  * float16 tensors from Deno; run graphs through `loadOnnxModel` from `@ldm/core/onnx`.
@@ -148,3 +150,4 @@ export {
   vaeParameterSpec,
 } from "./parameters.ts";
 export type { ParamSpec, TransformerParamsOptions } from "./parameters.ts";
+export { LDM_SUPER_RESOLUTION_4X_OPENIMAGES, LDM_TEXT2IM_LARGE_256 } from "./real_configs.ts";

@@ -222,6 +222,13 @@ export function countParams(spec: ParamSpec): number {
   return spec.reduce((n, [, shape]) => n + shape.reduce((a, b) => a * b, 1), 0);
 }
 
+/** `WeightSource.info` of the spec weight sources below: float32, torch shape. */
+function specInfo(shapes: ReadonlyMap<string, number[]>, name: string): WeightInfo {
+  const shape = shapes.get(name);
+  if (!shape) throw new RangeError(`no tensor '${name}'`);
+  return { dtype: "F32", shape, byteLength: 4 * shape.reduce((a, b) => a * b, 1) };
+}
+
 /**
  * A weight source that knows the names and shapes of `spec` and returns zeros only when a tensor is actually read,
  * so a real-size graph can be built (and counted) without allocating its weights.
@@ -240,9 +247,7 @@ export class LazyZeroWeights implements WeightSource {
   }
   /** Shape of `name` (dtype "F32"). @throws {RangeError} for a name not in the spec. */
   info(name: string): WeightInfo {
-    const shape = this.#shapes.get(name);
-    if (!shape) throw new RangeError(`no tensor '${name}'`);
-    return { dtype: "F32", shape, byteLength: 4 * shape.reduce((a, b) => a * b, 1) };
+    return specInfo(this.#shapes, name);
   }
   readFloat32(name: string): Promise<Float32Array> {
     this.reads++;
@@ -280,9 +285,7 @@ export class SyntheticWeights implements WeightSource {
   }
   /** Shape of `name` (dtype "F32"). @throws {RangeError} for a name not in the spec. */
   info(name: string): WeightInfo {
-    const shape = this.#shapes.get(name);
-    if (!shape) throw new RangeError(`no tensor '${name}'`);
-    return { dtype: "F32", shape, byteLength: 4 * shape.reduce((a, b) => a * b, 1) };
+    return specInfo(this.#shapes, name);
   }
   /** The tensor's values, generated now (the same on every call); rejects like `info` for an unknown name. */
   readFloat32(name: string): Promise<Float32Array> {

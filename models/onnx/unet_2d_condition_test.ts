@@ -20,31 +20,12 @@ import {
 } from "./_test_utils.ts";
 import { RefWeights, unet2DConditionRef } from "./_unet_reference.ts";
 import { countParams, LazyZeroWeights, randomWeights, unet2DConditionParams } from "./_unet_testing.ts";
+import { LDM_TEXT2IM_LARGE_256 } from "./real_configs.ts";
 
 const TINY = "ldm-text2im/unet";
 
 /** The real `CompVis/ldm-text2im-large-256` unet/config.json (shared/notes/ldm-reference.md §2.1). */
-const REAL_CONFIG = {
-  _class_name: "UNet2DConditionModel",
-  _diffusers_version: "0.0.4",
-  act_fn: "silu",
-  attention_head_dim: 8,
-  block_out_channels: [320, 640, 1280, 1280],
-  center_input_sample: false,
-  cross_attention_dim: 1280,
-  down_block_types: ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-  downsample_padding: 1,
-  flip_sin_to_cos: true,
-  freq_shift: 0,
-  in_channels: 4,
-  layers_per_block: 2,
-  mid_block_scale_factor: 1,
-  norm_eps: 1e-5,
-  norm_num_groups: 32,
-  out_channels: 4,
-  sample_size: 32,
-  up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-};
+const REAL_CONFIG = LDM_TEXT2IM_LARGE_256.unet;
 
 /** Small configurations other than the fixture's, each run against the TypeScript reference on random weights. */
 const VARIANTS: { what: string; config: Record<string, unknown>; sizes: [number, number][]; context: number }[] = [

@@ -16,31 +16,12 @@ import {
 } from "./_test_utils.ts";
 import { RefWeights, unet2DRef } from "./_unet_reference.ts";
 import { countParams, LazyZeroWeights, randomWeights, unet2DParams } from "./_unet_testing.ts";
+import { LDM_SUPER_RESOLUTION_4X_OPENIMAGES } from "./real_configs.ts";
 
 const TINY = "ldm-super-resolution/unet";
 
 /** The real `CompVis/ldm-super-resolution-4x-openimages` unet/config.json (shared/notes/ldm-reference.md §2.2). */
-const REAL_CONFIG = {
-  _class_name: "UNet2DModel",
-  _diffusers_version: "0.8.0.dev0",
-  act_fn: "silu",
-  attention_head_dim: 32,
-  block_out_channels: [160, 320, 320, 640],
-  center_input_sample: false,
-  down_block_types: ["DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"],
-  downsample_padding: 1,
-  flip_sin_to_cos: true,
-  freq_shift: 0,
-  in_channels: 6,
-  layers_per_block: 2,
-  mid_block_scale_factor: 1,
-  norm_eps: 1e-5,
-  norm_num_groups: 32,
-  out_channels: 3,
-  sample_size: 64,
-  time_embedding_type: "positional",
-  up_block_types: ["AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"],
-};
+const REAL_CONFIG = LDM_SUPER_RESOLUTION_4X_OPENIMAGES.unet;
 
 const VARIANTS: { what: string; config: Record<string, unknown>; sizes: [number, number][] }[] = [
   {

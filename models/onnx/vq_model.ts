@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { GraphBuilder, type Value, type WeightSource } from "./builder.ts";
+import type { GraphBuilder, Value, WeightSource } from "./builder.ts";
 import { conv2d } from "./blocks.ts";
 import { ConfigFields } from "./_config.ts";
-import { readVaeConfig, type VaeConfig, vaeDecoder, vaeEncoder } from "./_vae.ts";
+import { readVaeConfig, type VaeConfig, vaeDecoder, vaeEncoder, vaeGraphBuilder } from "./_vae.ts";
 import type { AutoencoderGraphOptions } from "./autoencoder_kl.ts";
 
 /** VQModel config as the graphs use it. */
@@ -46,19 +46,6 @@ export function resolveVQModelConfig(config: Record<string, unknown>): VQModelCo
   };
 }
 
-function builderFor(cfg: VQModelConfig, weights: WeightSource, options: AutoencoderGraphOptions, name: string) {
-  const dtype = options.dtype ?? "fp32";
-  return new GraphBuilder({
-    name: options.name ?? name,
-    weights,
-    dtype,
-    upcast: options.upcast ?? cfg.forceUpcast,
-    docString: `diffusers VQModel ${name === "vq_encoder" ? "encoder" : "decoder"} (${dtype})`,
-    optimize: options.optimize,
-    fixedDims: options.fixedDims,
-  });
-}
-
 /**
  * The encoder graph: `sample` float32 `[batch, in_channels, height, width]` → `latents` float32
  * `[batch, vq_embed_dim, height/f, width/f]` (`VQModel.encode(x).latents`: Encoder then quant_conv, not quantised).
@@ -71,7 +58,7 @@ export function buildVQModelEncoder(
   options: AutoencoderGraphOptions = {},
 ): GraphBuilder {
   const cfg = resolveVQModelConfig(config);
-  const b = builderFor(cfg, weights, options, "vq_encoder");
+  const b = vaeGraphBuilder("VQModel", "encoder", cfg, weights, options, "vq_encoder");
   const sample = b.input("sample", "float32", ["batch", cfg.inChannels, "height", "width"]);
   let h = vaeEncoder(b, b.toCompute(sample), cfg, { outChannels: cfg.latentChannels, doubleZ: false });
   h = conv2d(b, h, { name: "quant_conv", inChannels: cfg.latentChannels, outChannels: cfg.vqEmbedDim, kernelSize: 1 });
@@ -92,7 +79,7 @@ export function buildVQModelDecoder(
   options: AutoencoderGraphOptions = {},
 ): GraphBuilder {
   const cfg = resolveVQModelConfig(config);
-  const b = builderFor(cfg, weights, options, "vq_decoder");
+  const b = vaeGraphBuilder("VQModel", "decoder", cfg, weights, options, "vq_decoder");
   const z = b.input("latent_sample", "float32", ["batch", cfg.vqEmbedDim, "latent_height", "latent_width"]);
   const quant = vectorQuantize(b, z, { numEmbeddings: cfg.numVqEmbeddings, embedDim: cfg.vqEmbedDim });
   const h = conv2d(b, b.toCompute(quant), {
